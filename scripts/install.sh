@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install everything pallet and its test suite need on a fresh Debian machine (as root):
+# the Debian packages it drives or tests against, and a venv in .venv with pallet in it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  crun runc busybox-static debootstrap   # runtime and base images
+  skopeo umoci podman docker-registry    # interop peers for the tests
+  fuse-overlayfs uidmap slirp4netns      # podman's helpers
+  iproute2 tar gzip zstd xz-utils bzip2 ca-certificates
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: missing Debian packages (${missing[*]}); run as root" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The distribution registry package starts a system service on port 5000; pallet's
+# tests start their own instances, so stop the packaged one if it runs.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl stop docker-registry >/dev/null 2>&1 || true
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/pallet --version >/dev/null

@@ -1,0 +1,10 @@
+"""Where every command module is attached to the ``pallet`` group."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    """Add every command to ``group``. New command modules are listed here."""
+    del group

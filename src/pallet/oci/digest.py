@@ -1,0 +1,80 @@
+"""Content digests (``algorithm:encoded``), validated strictly as the OCI image spec says."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from pallet.errors import InvalidDigest
+
+_ENCODED = {
+    "sha256": re.compile(r"[a-f0-9]{64}"),
+    "sha512": re.compile(r"[a-f0-9]{128}"),
+}
+# Grammar of the spec; registered algorithms are checked more tightly above.
+_GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+
+
+class Digest(str):
+    """A validated digest string such as ``sha256:e3b0...``.
+
+    A ``str`` subclass so it drops into JSON and paths unchanged; constructing one
+    validates it, so a ``Digest`` in hand is always well formed.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> Digest:
+        if isinstance(value, Digest):
+            return value
+        if not isinstance(value, str) or not _GRAMMAR.fullmatch(value):
+            raise InvalidDigest(f"invalid digest {value!r}")
+        algorithm, encoded = value.split(":", 1)
+        pattern = _ENCODED.get(algorithm)
+        if pattern is None:
+            raise InvalidDigest(f"unsupported digest algorithm {algorithm!r} in {value!r}")
+        if not pattern.fullmatch(encoded):
+            raise InvalidDigest(f"invalid {algorithm} digest {value!r}")
+        return super().__new__(cls, value)
+
+    @property
+    def algorithm(self) -> str:
+        return self.split(":", 1)[0]
+
+    @property
+    def encoded(self) -> str:
+        return self.split(":", 1)[1]
+
+    @classmethod
+    def from_bytes(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        h = new_hasher(algorithm)
+        h.update(data)
+        return cls(f"{algorithm}:{h.hexdigest()}")
+
+    @classmethod
+    def from_hasher(cls, hasher: Any) -> Digest:
+        """Digest of a finished ``hashlib`` object (sha256 or sha512)."""
+        return cls(f"{hasher.name}:{hasher.hexdigest()}")
+
+    def hasher(self) -> Any:
+        """A fresh hashlib object of this digest's algorithm."""
+        return new_hasher(self.algorithm)
+
+    def short(self, length: int = 12) -> str:
+        """The encoded part cut to ``length`` characters, as Docker shows IDs."""
+        return self.encoded[:length]
+
+
+def new_hasher(algorithm: str = "sha256") -> Any:
+    if algorithm not in _ENCODED:
+        raise InvalidDigest(f"unsupported digest algorithm {algorithm!r}")
+    return hashlib.new(algorithm)
+
+
+def is_digest(value: str) -> bool:
+    try:
+        Digest(value)
+    except InvalidDigest:
+        return False
+    return True

@@ -1,0 +1,108 @@
+"""Platforms (os/architecture/variant) and matching the host."""
+
+from __future__ import annotations
+
+import platform as _platform
+from dataclasses import dataclass, field
+from typing import Any
+
+from pallet.errors import OCIError
+
+_MACHINE_TO_ARCH = {
+    "x86_64": ("amd64", ""),
+    "amd64": ("amd64", ""),
+    "aarch64": ("arm64", "v8"),
+    "arm64": ("arm64", "v8"),
+    "armv7l": ("arm", "v7"),
+    "armv6l": ("arm", "v6"),
+    "i386": ("386", ""),
+    "i686": ("386", ""),
+    "ppc64le": ("ppc64le", ""),
+    "s390x": ("s390x", ""),
+    "riscv64": ("riscv64", ""),
+}
+
+
+@dataclass(frozen=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str = ""
+    os_version: str = ""
+    os_features: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """Parse ``os/arch[/variant]`` as docker's ``--platform`` does."""
+        parts = text.strip().lower().split("/")
+        if len(parts) < 2 or len(parts) > 3 or not all(parts):
+            raise OCIError(f"invalid platform {text!r}: expected os/arch[/variant]")
+        os_, arch = parts[0], parts[1]
+        variant = parts[2] if len(parts) == 3 else ""
+        arch, variant = normalize_arch(arch, variant)
+        return cls(os=os_, architecture=arch, variant=variant)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Platform:
+        if not isinstance(data, dict):
+            raise OCIError("platform must be a JSON object")
+        os_, arch = data.get("os"), data.get("architecture")
+        if not isinstance(os_, str) or not isinstance(arch, str):
+            raise OCIError("platform needs string 'os' and 'architecture'")
+        variant = data.get("variant", "")
+        os_version = data.get("os.version", "")
+        features = data.get("os.features", [])
+        if not isinstance(variant, str) or not isinstance(os_version, str):
+            raise OCIError("platform 'variant' and 'os.version' must be strings")
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise OCIError("platform 'os.features' must be a list of strings")
+        return cls(os_, arch, variant, os_version, tuple(features))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"architecture": self.architecture, "os": self.os}
+        if self.os_version:
+            out["os.version"] = self.os_version
+        if self.os_features:
+            out["os.features"] = list(self.os_features)
+        if self.variant:
+            out["variant"] = self.variant
+        return out
+
+    def matches(self, other: Platform) -> bool:
+        """True if an image for ``other`` runs where ``self`` is wanted."""
+        a1, v1 = normalize_arch(self.architecture, self.variant)
+        a2, v2 = normalize_arch(other.architecture, other.variant)
+        if self.os != other.os or a1 != a2:
+            return False
+        return not v1 or not v2 or v1 == v2
+
+    def __str__(self) -> str:
+        base = f"{self.os}/{self.architecture}"
+        return f"{base}/{self.variant}" if self.variant else base
+
+
+def normalize_arch(arch: str, variant: str = "") -> tuple[str, str]:
+    """Normalize architecture names the way containerd's platforms package does."""
+    arch = arch.lower()
+    if arch in ("x86_64", "x86-64", "amd64"):
+        return "amd64", "" if variant in ("", "v1") else variant
+    if arch in ("aarch64", "arm64"):
+        return "arm64", "" if variant in ("", "v8", "8") else variant
+    if arch in ("i386", "i686", "386"):
+        return "386", ""
+    if arch == "armhf":
+        return "arm", "v7"
+    if arch == "armel":
+        return "arm", "v6"
+    if arch == "arm":
+        return "arm", variant or "v7"
+    return arch, variant
+
+
+def host_platform() -> Platform:
+    """The platform of this machine, as docker reports it."""
+    machine = _platform.machine()
+    arch, variant = _MACHINE_TO_ARCH.get(machine, (machine.lower(), ""))
+    if arch == "arm64":
+        variant = ""
+    return Platform(os="linux", architecture=arch, variant=variant)
