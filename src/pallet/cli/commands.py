@@ -7,4 +7,6 @@ import click
 
 def register(group: click.Group) -> None:
     """Add every command to ``group``. New command modules are listed here."""
-    del group
+    from pallet.cli.registry_cmd import registry
+
+    group.add_command(registry)
