@@ -1,0 +1,350 @@
+"""Layer compression: gzip (ISA-L), zstd, or none; detection, streaming decompression.
+
+pallet's gzip output is a pure function of the uncompressed bytes and the level, so a
+layer committed twice (on any machine, with any number of threads) has one digest:
+
+* a fixed 10-byte header: no file name, mtime 0, XFL 0, OS 255 ("unknown", as Go writes);
+* the deflate stream is cut into independent ``GZIP_BLOCK`` blocks of the *uncompressed*
+  stream (pigz style): each block is deflated on its own, primed with the previous
+  block's last 32 KiB as dictionary, and ends on a byte boundary with a sync flush. Blocks
+  can therefore be compressed on several cores and still concatenate to one valid stream.
+
+zstd output does not depend on the thread count as long as libzstd runs in its
+multi-threaded mode (``threads >= 1``), which pallet always uses.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import os
+import struct
+from typing import Any, BinaryIO, Protocol
+
+import isal.isal_zlib as isal_zlib
+import zstandard
+
+from pallet.errors import InvalidArgument, LayerError
+from pallet.oci import mediatypes
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+#: uncompressed bytes per independently deflated gzip block (part of the output format)
+GZIP_BLOCK = 1 << 20
+_DICT_SIZE = 32 * 1024
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+
+# the stub types isal_zlib.error as an instance; it is the exception class
+_IsalError: type[Exception] = getattr(isal_zlib, "error")  # noqa: B009
+
+DEFAULT_GZIP_LEVEL = 1
+DEFAULT_ZSTD_LEVEL = 3
+
+# Output produced per decompress call is bounded so a decompression bomb cannot grow memory.
+_MAX_OUT = 1 << 20
+_READ_SIZE = 1 << 16
+# zstandard's decompressobj has no output limit; a zstd byte can expand ~32768x (RLE
+# blocks), so feeding 2 KiB at a time bounds one call's output to 64 MiB worst case.
+_ZSTD_FEED = 2048
+
+
+class Compression(enum.StrEnum):
+    GZIP = "gzip"
+    ZSTD = "zstd"
+    NONE = "none"
+
+
+def parse_kind(kind: str) -> Compression:
+    try:
+        return Compression(kind)
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown layer compression {kind!r} (expected gzip, zstd or none)"
+        ) from None
+
+
+def detect(head: bytes) -> str:
+    """The compression of a layer from its first bytes (4 are enough)."""
+    if head.startswith(GZIP_MAGIC):
+        return Compression.GZIP.value
+    if head.startswith(ZSTD_MAGIC):
+        return Compression.ZSTD.value
+    return Compression.NONE.value
+
+
+def media_type(kind: str) -> str:
+    """The OCI layer media type for a compression."""
+    return {
+        Compression.GZIP: mediatypes.OCI_LAYER_GZIP,
+        Compression.ZSTD: mediatypes.OCI_LAYER_ZSTD,
+        Compression.NONE: mediatypes.OCI_LAYER,
+    }[parse_kind(kind)]
+
+
+def resolve_level(kind: str, level: int | None) -> int:
+    """The effective level, validated: gzip (ISA-L) 0-3, default 1; zstd 1-22, default 3."""
+    k = parse_kind(kind)
+    if k is Compression.GZIP:
+        if level is None:
+            return DEFAULT_GZIP_LEVEL
+        if not 0 <= level <= 3:
+            raise InvalidArgument(f"gzip level {level} out of range (ISA-L levels are 0-3)")
+        return level
+    if k is Compression.ZSTD:
+        if level is None:
+            return DEFAULT_ZSTD_LEVEL
+        if not 1 <= level <= zstandard.MAX_COMPRESSION_LEVEL:
+            raise InvalidArgument(
+                f"zstd level {level} out of range (1-{zstandard.MAX_COMPRESSION_LEVEL})"
+            )
+        return level
+    return 0
+
+
+# -- compression -----------------------------------------------------------------------
+
+
+class Compressor(Protocol):
+    def compress(self, data: bytes | bytearray | memoryview, /) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+def gzip_header() -> bytes:
+    return _GZIP_HEADER
+
+
+def gzip_trailer(crc: int, length: int) -> bytes:
+    return struct.pack("<II", crc & 0xFFFFFFFF, length & 0xFFFFFFFF)
+
+
+def deflate_block(
+    block: bytes | bytearray | memoryview, zdict: bytes | None, level: int, final: bool
+) -> tuple[bytes, int]:
+    """One block of pallet's gzip stream and its crc32; pure, so blocks run in parallel."""
+    if zdict:
+        c = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15, 8, 0, zdict)
+    else:
+        c = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+    flush_mode = isal_zlib.Z_FINISH if final else isal_zlib.Z_SYNC_FLUSH
+    data: bytes = c.compress(block) + c.flush(flush_mode)
+    return data, isal_zlib.crc32(block)
+
+
+def block_dict(block: bytes | bytearray) -> bytes:
+    """The dictionary the block after ``block`` is primed with."""
+    return bytes(block[-_DICT_SIZE:])
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    return int(isal_zlib.crc32_combine(crc1, crc2, len2))
+
+
+class _GzipCompressor:
+    """Sequential form of pallet's block gzip; same bytes as the threaded pipeline."""
+
+    def __init__(self, level: int) -> None:
+        self._level = level
+        self._buf = bytearray()
+        self._zdict: bytes | None = None
+        self._crc = 0
+        self._length = 0
+        self._started = False
+        self._done = False
+
+    def _head(self) -> bytes:
+        if self._started:
+            return b""
+        self._started = True
+        return _GZIP_HEADER
+
+    def _block(self, block: bytes | bytearray, final: bool) -> bytes:
+        data, crc = deflate_block(block, self._zdict, self._level, final)
+        self._crc = crc32_combine(self._crc, crc, len(block))
+        self._length += len(block)
+        self._zdict = block_dict(block)
+        return data
+
+    def compress(self, data: bytes | bytearray | memoryview, /) -> bytes:
+        if self._done:
+            raise ValueError("compressor already flushed")
+        out = [self._head()]
+        self._buf += data
+        while len(self._buf) > GZIP_BLOCK:
+            # keep at least one byte buffered: the final block is written by flush()
+            block = bytes(self._buf[:GZIP_BLOCK])
+            del self._buf[:GZIP_BLOCK]
+            out.append(self._block(block, final=False))
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        if self._done:
+            return b""
+        self._done = True
+        head = self._head()
+        last = self._block(bytes(self._buf), final=True)
+        self._buf = bytearray()
+        return head + last + gzip_trailer(self._crc, self._length)
+
+
+class _ZstdCompressor:
+    def __init__(self, level: int) -> None:
+        self._obj = zstd_compressor(level).compressobj()
+
+    def compress(self, data: bytes | bytearray | memoryview, /) -> bytes:
+        out: bytes = self._obj.compress(data)
+        return out
+
+    def flush(self) -> bytes:
+        out: bytes = self._obj.flush()
+        return out
+
+
+def zstd_compressor(level: int) -> zstandard.ZstdCompressor:
+    # threads >= 1 selects libzstd's multi-threaded mode, whose output is the same for
+    # any worker count; write_checksum lets readers detect corruption.
+    return zstandard.ZstdCompressor(
+        level=level, threads=max(1, os.cpu_count() or 1), write_checksum=True
+    )
+
+
+class _Identity:
+    def compress(self, data: bytes | bytearray | memoryview, /) -> bytes:
+        return bytes(data)
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def compressor(kind: str, level: int | None = None) -> Compressor:
+    """A streaming compressor: ``.compress(b)`` then ``.flush()`` once at the end."""
+    k = parse_kind(kind)
+    lvl = resolve_level(k, level)
+    if k is Compression.GZIP:
+        return _GzipCompressor(lvl)
+    if k is Compression.ZSTD:
+        return _ZstdCompressor(lvl)
+    return _Identity()
+
+
+# -- decompression ---------------------------------------------------------------------
+
+
+class _Decompressed(io.RawIOBase):
+    """Readable view of a compressed stream; memory bounded whatever the ratio."""
+
+    def __init__(self, src: BinaryIO, head: bytes, kind: Compression) -> None:
+        self._src = src
+        self._kind = kind
+        self._input = head  # compressed bytes not yet given to the decompressor
+        self._pending = memoryview(b"")  # decompressed bytes not yet returned
+        self._src_eof = False
+        self._obj = self._new_obj()
+        self._finished = False  # the stream ended cleanly at a member/frame boundary
+
+    def _new_obj(self) -> Any:
+        if self._kind is Compression.GZIP:
+            return isal_zlib.decompressobj(31)
+        return zstandard.ZstdDecompressor().decompressobj()
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill_input(self) -> None:
+        if not self._input and not self._src_eof:
+            chunk = self._src.read(_READ_SIZE)
+            if not chunk:
+                self._src_eof = True
+            else:
+                self._input = bytes(chunk)
+
+    def _step(self) -> None:
+        """Produce some decompressed bytes, or mark the end of the stream."""
+        self._fill_input()
+        if not self._input:
+            # the source ended inside a gzip member / zstd frame
+            raise LayerError(f"truncated {self._kind.value} stream")
+        obj = self._obj
+        try:
+            if self._kind is Compression.GZIP:
+                out = obj.decompress(self._input, _MAX_OUT)
+                self._input = obj.unconsumed_tail
+            else:
+                feed, self._input = self._input[:_ZSTD_FEED], self._input[_ZSTD_FEED:]
+                out = obj.decompress(feed)
+        except (_IsalError, zstandard.ZstdError) as e:
+            raise LayerError(f"corrupt {self._kind.value} stream: {e}") from None
+        self._pending = memoryview(out)
+        if obj.eof:
+            # a member/frame ended: another one follows, or the stream ends here
+            self._input = obj.unused_data + self._input
+            self._fill_input()
+            if not self._input:
+                self._finished = True
+                return
+            magic = GZIP_MAGIC if self._kind is Compression.GZIP else ZSTD_MAGIC
+            if not self._input.startswith(magic[: len(self._input)]):
+                raise LayerError(f"corrupt {self._kind.value} stream: trailing garbage")
+            self._obj = self._new_obj()
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(b).cast("B")
+        while not self._pending:
+            if self._finished:
+                return 0
+            self._step()
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` followed by the rest of ``src`` (the bytes detect() peeked at)."""
+
+    def __init__(self, src: BinaryIO, head: bytes) -> None:
+        self._src = src
+        self._head = memoryview(head)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(b).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        if hasattr(self._src, "readinto"):
+            return int(self._src.readinto(view) or 0)
+        data = self._src.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def _read_head(stream: BinaryIO, n: int) -> bytes:
+    head = b""
+    while len(head) < n:
+        chunk = stream.read(n - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def open_decompressed(stream: BinaryIO) -> BinaryIO:
+    """The uncompressed bytes of a gzip, zstd or plain layer stream, detected by magic.
+
+    Streaming with bounded memory; a truncated or corrupt stream raises LayerError when
+    the bad part is read.
+    """
+    head = _read_head(stream, 4)
+    kind = Compression(detect(head))
+    raw: io.RawIOBase
+    if kind is Compression.NONE:
+        raw = _Prefixed(stream, head)
+    else:
+        raw = _Decompressed(stream, head, kind)
+    return io.BufferedReader(raw, buffer_size=_MAX_OUT)
