@@ -1,0 +1,191 @@
+"""The blob half of the store: ``blobs/<alg>/<hex>``, written through ``ingest/``.
+
+A blob becomes visible under its digest only once it is whole, verified and on disk:
+bytes go to a private ingest file (hashed as they arrive), which is fsynced and renamed
+into place. A crash at any point leaves at most an ingest file, which gc removes.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from pallet.errors import DigestMismatch, InvalidDigest, NotFound, StoreError
+from pallet.oci.digest import Digest, new_hasher
+from pallet.store.fsutil import fsync_dir
+from pallet.store.locks import lock_fd
+
+#: what :meth:`BlobStore.read_blob` reads into memory at most (manifests, configs)
+DEFAULT_MAX_READ = 16 << 20
+
+
+class BlobStore:
+    """Content-addressed files under ``root/blobs``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs_dir = root / "blobs"
+        self.ingest_dir = root / "ingest"
+
+    def path(self, digest: Digest) -> Path:
+        d = Digest(digest)  # validated, so the path cannot escape blobs/
+        return self.blobs_dir / d.algorithm / d.encoded
+
+    def has(self, digest: Digest) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: Digest) -> int:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is not in the store") from None
+
+    def open(self, digest: Digest) -> BinaryIO:
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is not in the store") from None
+        except OSError as exc:
+            raise StoreError(f"blob {digest}: {exc.strerror}") from exc
+
+    def read(self, digest: Digest, max_size: int = DEFAULT_MAX_READ) -> bytes:
+        d = Digest(digest)
+        with self.open(d) as f:
+            data = f.read(max_size + 1)
+        if len(data) > max_size:
+            raise StoreError(f"blob {d} is larger than {max_size} bytes")
+        if Digest.from_bytes(data, d.algorithm) != d:
+            raise DigestMismatch(
+                f"blob {d} in the store is corrupt (its content hashes differently)"
+            )
+        return data
+
+    def iter_digests(self) -> list[Digest]:
+        """Every blob file whose name is a digest (other files are not ours to judge)."""
+        out: list[Digest] = []
+        if not self.blobs_dir.is_dir():
+            return out
+        for alg_dir in sorted(self.blobs_dir.iterdir()):
+            if not alg_dir.is_dir():
+                continue
+            for entry in sorted(alg_dir.iterdir()):
+                try:
+                    out.append(Digest(f"{alg_dir.name}:{entry.name}"))
+                except InvalidDigest:
+                    continue
+        return out
+
+
+class BlobWriter:
+    """One blob being written: ``write`` chunks, then ``commit``; else it vanishes.
+
+    Each writer has its own ingest file, locked while the writer lives so gc can tell a
+    live write from a crashed one. Two writers of the same blob do not interfere: the
+    first to commit places it, the other just drops its file.
+    """
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        guard: Callable[[], AbstractContextManager[None]],
+        expected: Digest | None = None,
+        expected_size: int | None = None,
+        algorithm: str = "sha256",
+    ) -> None:
+        self._blobs = blobs
+        self._guard = guard
+        self.expected = Digest(expected) if expected is not None else None
+        self.expected_size = expected_size
+        alg = self.expected.algorithm if self.expected is not None else algorithm
+        self._hasher = new_hasher(alg)
+        self._size = 0
+        self._done = False
+        hint = self.expected.encoded[:12] if self.expected is not None else "new"
+        blobs.ingest_dir.mkdir(parents=True, exist_ok=True)
+        self.ingest_path = blobs.ingest_dir / f"{hint}-{secrets.token_hex(8)}"
+        with guard():  # gc must not see the file before it is locked
+            fd = os.open(
+                self.ingest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
+            )
+            lock_fd(fd)
+        self._file = os.fdopen(fd, "wb")
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._done:
+            raise StoreError(f"{self.ingest_path}: write after commit or abort")
+        n = len(data)
+        if self.expected_size is not None and self._size + n > self.expected_size:
+            what = self.expected or "blob"
+            self.abort()
+            raise DigestMismatch(f"{what} is larger than its expected {self.expected_size} bytes")
+        self._hasher.update(data)
+        self._file.write(data)
+        self._size += n
+        return n
+
+    def copy_from(self, stream: BinaryIO, chunk: int = 1 << 20) -> None:
+        while block := stream.read(chunk):
+            self.write(block)
+
+    def commit(self) -> tuple[Digest, int]:
+        """Verify, fsync and move the blob into place; returns its digest and size."""
+        if self._done:
+            raise StoreError(f"{self.ingest_path}: already committed or aborted")
+        digest = Digest.from_hasher(self._hasher)
+        try:
+            if self.expected is not None and digest != self.expected:
+                raise DigestMismatch(f"blob {self.expected} does not match its content ({digest})")
+            if self.expected_size is not None and self._size != self.expected_size:
+                raise DigestMismatch(
+                    f"blob {digest} has {self._size} bytes, expected {self.expected_size}"
+                )
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            target = self._blobs.path(digest)
+            with self._guard():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    # Already there (dedup, or a concurrent writer won): keep the first.
+                    self.ingest_path.unlink(missing_ok=True)
+                else:
+                    try:
+                        os.rename(self.ingest_path, target)
+                    except OSError as exc:
+                        if exc.errno == errno.ENOENT:
+                            raise StoreError(f"{self.ingest_path}: ingest file vanished") from exc
+                        raise StoreError(f"blob {digest}: {exc.strerror}") from exc
+                    fsync_dir(target.parent)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        self._file.close()
+        return digest, self._size
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._file.close()
+        self.ingest_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()  # a no-op after commit

@@ -1,0 +1,283 @@
+"""Snapshots: each layer extracted once, in overlay form, under the chain ID it tops.
+
+``snapshots/<chain-id-hex>/fs`` is the tree (whiteouts as 0:0 character devices, opaque
+directories marked with the ``trusted.overlay.opaque`` xattr), ready to be an overlay
+lowerdir; ``meta.json`` beside it records the diff ID, the parent chain ID and a digest
+of the extracted tree so ``check`` can tell later whether it changed.
+
+A snapshot is built in a private ``snapshots/.tmp-*`` directory (locked while its
+builder lives) and renamed to its final name only when complete, so a half-extracted
+layer is never visible; gc removes the leftovers of crashed builders.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pallet.errors import DigestMismatch, NotFound, PalletError, StoreError
+from pallet.layer.compression import open_decompressed
+from pallet.oci.descriptor import Descriptor
+from pallet.oci.digest import Digest
+from pallet.store import apply, overlay
+from pallet.store.blobs import BlobStore
+from pallet.store.chains import chain_ids_of
+from pallet.store.fsutil import atomic_write, fsync_dir, remove_tree
+from pallet.store.locks import is_in_use, lock_fd
+from pallet.store.treehash import tree_digest
+
+SNAPSHOTS_DIR = "snapshots"
+META_FILE = "meta.json"
+FS_DIR = "fs"
+TMP_PREFIX = ".tmp-"
+TRASH_PREFIX = ".trash-"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    chain_id: Digest
+    diff_id: Digest
+    parent: Digest | None
+    #: digest of the extracted tree (see pallet.store.treehash), for check
+    tree_digest: Digest
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "chainId": self.chain_id,
+            "diffId": self.diff_id,
+            "parent": self.parent,
+            "treeDigest": self.tree_digest,
+        }
+
+    @classmethod
+    def from_json(cls, doc: object, where: str) -> SnapshotInfo:
+        try:
+            if not isinstance(doc, dict):
+                raise TypeError
+            parent = doc.get("parent")
+            return cls(
+                Digest(doc["chainId"]),
+                Digest(doc["diffId"]),
+                Digest(parent) if parent else None,
+                Digest(doc["treeDigest"]),
+            )
+        except (KeyError, TypeError, PalletError):
+            raise StoreError(f"{where} is malformed") from None
+
+
+def _sync_filesystem(path: Path) -> None:
+    """Flush the whole filesystem once, instead of an fsync per extracted file."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+class SnapshotStore:
+    def __init__(
+        self, root: Path, blobs: BlobStore, guard: Callable[[], AbstractContextManager[None]]
+    ) -> None:
+        self.dir = root / SNAPSHOTS_DIR
+        self._blobs = blobs
+        self._guard = guard
+
+    # -- lookup ---------------------------------------------------------------------
+
+    def _dir(self, chain_id: Digest) -> Path:
+        d = Digest(chain_id)
+        name = d.encoded if d.algorithm == "sha256" else f"{d.algorithm}-{d.encoded}"
+        return self.dir / name
+
+    def has(self, chain_id: Digest) -> bool:
+        return (self._dir(chain_id) / META_FILE).is_file()
+
+    def path(self, chain_id: Digest) -> Path:
+        """The snapshot's tree: the directory to use as an overlay lowerdir."""
+        return self._dir(chain_id) / FS_DIR
+
+    def info(self, chain_id: Digest) -> SnapshotInfo:
+        meta = self._dir(chain_id) / META_FILE
+        try:
+            doc = json.loads(meta.read_bytes())
+        except FileNotFoundError:
+            raise NotFound(f"snapshot {chain_id} is not in the store") from None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{meta} cannot be read: {exc}") from None
+        return SnapshotInfo.from_json(doc, str(meta))
+
+    def chain_ids(self) -> list[Digest]:
+        """Chain IDs of every complete snapshot."""
+        out: list[Digest] = []
+        if not self.dir.is_dir():
+            return out
+        for entry in sorted(self.dir.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            alg, _, hexpart = entry.name.rpartition("-")
+            try:
+                out.append(Digest(f"{alg or 'sha256'}:{hexpart}"))
+            except PalletError:
+                continue
+        return out
+
+    # -- creation -------------------------------------------------------------------
+
+    @contextmanager
+    def workspace(self) -> Iterator[Path]:
+        """A private directory under ``snapshots/``, locked against gc, removed on exit
+        unless it was published; build steps write a new layer's tree in it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+        with self._guard():
+            path.mkdir(0o700)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            lock_fd(fd)
+        try:
+            (path / FS_DIR).mkdir(0o755)
+            yield path
+        finally:
+            try:
+                if path.exists():
+                    remove_tree(path)
+            finally:
+                os.close(fd)
+
+    def _publish(self, work: Path, info: SnapshotInfo) -> Path:
+        atomic_write(work / META_FILE, json.dumps(info.to_json(), indent=2).encode())
+        _sync_filesystem(work)
+        final = self._dir(info.chain_id)
+        with self._guard():
+            try:
+                os.rename(work, final)
+            except OSError as exc:
+                if not final.is_dir():
+                    raise StoreError(f"snapshot {info.chain_id}: {exc.strerror}") from exc
+                # Another process published the same snapshot first: keep theirs.
+            fsync_dir(self.dir)
+        return final / FS_DIR
+
+    def adopt(self, work: Path, diff_id: Digest, parent: Digest | None) -> Digest:
+        """Publish a :meth:`workspace` whose ``fs`` holds a layer's tree in overlay form
+        (e.g. a build step's upper dir); returns its chain ID. No copy: a rename."""
+        diff_id = Digest(diff_id)
+        chain_id = chain_ids_of([parent, diff_id])[1] if parent else diff_id
+        info = SnapshotInfo(chain_id, diff_id, parent, tree_digest(work / FS_DIR))
+        self._publish(work, info)
+        return chain_id
+
+    def _extract(
+        self, layer: Descriptor, diff_id: Digest, chain_id: Digest, parent: Digest | None
+    ) -> None:
+        # TODO(store): top-level import once pallet.layer.extract has landed
+        from pallet.layer.extract import extract_layer  # type: ignore[import-not-found]
+
+        with self.workspace() as work:
+            with self._blobs.open(layer.digest) as raw, open_decompressed(raw) as tar:
+                result = extract_layer(tar, work / FS_DIR, whiteouts="overlay")
+            if result.diff_id != diff_id:
+                raise DigestMismatch(
+                    f"layer {layer.digest} unpacks to {result.diff_id}, "
+                    f"but the image config says {diff_id}"
+                )
+            self._publish(work, SnapshotInfo(chain_id, diff_id, parent, tree_digest(work / FS_DIR)))
+
+    def ensure(self, layers: Sequence[Descriptor], diff_ids: Sequence[Digest]) -> list[Path]:
+        """Extract whichever of an image's layers have no snapshot yet; return the
+        lowerdirs of the whole image, bottom layer first.
+
+        The caller holds a lease on the image so gc leaves the snapshots alone.
+        """
+        if len(layers) != len(diff_ids):
+            raise StoreError(
+                f"image has {len(layers)} layers but its config lists {len(diff_ids)} diff IDs"
+            )
+        chain = chain_ids_of(list(diff_ids))
+        paths = []
+        parent: Digest | None = None
+        for layer, diff_id, chain_id in zip(layers, diff_ids, chain, strict=True):
+            if not self.has(chain_id):
+                self._extract(layer, Digest(diff_id), chain_id, parent)
+            paths.append(self.path(chain_id))
+            parent = chain_id
+        return paths
+
+    # -- use ------------------------------------------------------------------------
+
+    def mount_lowerdirs(self, chain_ids: Sequence[Digest]) -> list[Path]:
+        """The trees of ``chain_ids`` (bottom first), each checked to exist."""
+        out = []
+        for chain_id in chain_ids:
+            if not self.has(chain_id):
+                raise NotFound(f"snapshot {chain_id} is not in the store")
+            out.append(self.path(chain_id))
+        return out
+
+    def mount(
+        self,
+        chain_ids: Sequence[Digest],
+        target: Path,
+        *,
+        upperdir: Path | None = None,
+        workdir: Path | None = None,
+    ) -> None:
+        """Mount the stack on ``target`` with overlayfs (read-only without an upperdir)."""
+        overlay.mount_overlay(
+            self.mount_lowerdirs(chain_ids), target, upperdir=upperdir, workdir=workdir
+        )
+
+    def materialize(self, chain_ids: Sequence[Digest], dest: Path) -> None:
+        """Copy the stack flattened into ``dest``: the fallback where overlay is missing."""
+        apply.materialize(self.mount_lowerdirs(chain_ids), dest)
+
+    # -- maintenance ----------------------------------------------------------------
+
+    def verify(self, chain_id: Digest) -> str | None:
+        """What is wrong with a snapshot, or None if its tree is as extracted."""
+        try:
+            info = self.info(chain_id)
+        except PalletError as exc:
+            return str(exc)
+        if info.chain_id != chain_id:
+            return f"snapshot {chain_id} records chain ID {info.chain_id}"
+        fs = self.path(chain_id)
+        if not fs.is_dir():
+            return f"snapshot {chain_id} has no tree ({fs})"
+        try:
+            actual = tree_digest(fs)
+        except OSError as exc:
+            return f"snapshot {chain_id} cannot be read: {exc}"
+        if actual != info.tree_digest:
+            return f"snapshot {chain_id} was modified since it was extracted"
+        return None
+
+    def remove(self, chain_id: Digest) -> None:
+        """Delete a snapshot: renamed aside first, so it vanishes at once, even on a crash."""
+        final = self._dir(chain_id)
+        trash = self.dir / f"{TRASH_PREFIX}{secrets.token_hex(8)}"
+        try:
+            os.rename(final, trash)
+        except FileNotFoundError:
+            return
+        remove_tree(trash)
+
+    def leftovers(self) -> list[Path]:
+        """Temp dirs of crashed builders and trash of interrupted removals."""
+        out: list[Path] = []
+        if not self.dir.is_dir():
+            return out
+        for entry in sorted(self.dir.iterdir()):
+            if entry.name.startswith(TRASH_PREFIX) or (
+                entry.name.startswith(TMP_PREFIX) and not is_in_use(entry)
+            ):
+                out.append(entry)
+        return out
