@@ -1,0 +1,178 @@
+"""Snapshots: overlay-form trees keyed by chain ID, mounted as overlay lowerdirs (or
+copied flat where overlay is missing), verified by check and collected by gc."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pallet.oci.digest import Digest
+from pallet.store import Store
+from pallet.store import overlay as overlay_mod
+
+Builder = Callable[[Path], None]
+
+
+def add_snapshot(store: Store, kit: Any, parent: Digest | None, build: Builder) -> Digest:
+    """Publish a snapshot whose tree ``build`` writes (diff ID made up per content)."""
+    with store.snapshots.workspace() as work:
+        build(work / "fs")
+        listing = sorted(
+            (str(p.relative_to(work)), p.read_bytes() if p.is_file() else b"")
+            for p in work.rglob("*")
+        )
+        diff_id = kit.sha256(repr((parent, listing)).encode())
+        return store.snapshots.adopt(work, diff_id, parent)
+
+
+def whiteout(path: Path) -> None:
+    os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+
+
+def base_layer(fs: Path) -> None:
+    (fs / "a.txt").write_text("a\n")
+    (fs / "keep.txt").write_text("keep\n")
+    (fs / "d").mkdir()
+    (fs / "d" / "x").write_text("x\n")
+    (fs / "d" / "y").write_text("y\n")
+
+
+def upper_layer(fs: Path) -> None:
+    whiteout(fs / "a.txt")
+    (fs / "d").mkdir()
+    os.setxattr(fs / "d", "trusted.overlay.opaque", b"y")
+    (fs / "d" / "z").write_text("z\n")
+    (fs / "keep.txt").write_text("changed\n")
+
+
+def merged_view(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): ("dir" if p.is_dir() else p.read_text())
+        for p in sorted(root.rglob("*"))
+    }
+
+
+EXPECTED = {"d": "dir", "d/z": "z\n", "keep.txt": "changed\n"}
+
+
+@pytest.fixture
+def mounted(tmp_path: Path) -> Iterator[Path]:
+    target = tmp_path / "mnt"
+    target.mkdir()
+    yield target
+    if os.path.ismount(target):
+        overlay_mod.unmount(target, lazy=True)
+
+
+def test_adopted_snapshots_are_keyed_by_chain_id(store: Store, kit: Any) -> None:
+    bottom = add_snapshot(store, kit, None, lambda fs: (fs / "f").write_text("1"))
+    top = add_snapshot(store, kit, bottom, lambda fs: (fs / "g").write_text("2"))
+    info = store.snapshots.info(top)
+    assert info.parent == bottom
+    assert top == kit.sha256(f"{bottom} {info.diff_id}".encode())
+    assert store.snapshots.path(top) == store.root / "snapshots" / top.encoded / "fs"
+    assert store.snapshots.has(bottom) and store.snapshots.has(top)
+    assert sorted(store.snapshots.chain_ids()) == sorted([bottom, top])
+    assert [p.name for p in (store.root / "snapshots").iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_two_layers_with_whiteouts_mount_as_the_merged_view(
+    store: Store, kit: Any, mounted: Path
+) -> None:
+    bottom = add_snapshot(store, kit, None, base_layer)
+    top = add_snapshot(store, kit, bottom, upper_layer)
+    store.snapshots.mount([bottom, top], mounted)
+    try:
+        assert merged_view(mounted) == EXPECTED
+    finally:
+        overlay_mod.unmount(mounted)
+
+
+@pytest.mark.root
+def test_copy_fallback_gives_the_same_view(store: Store, kit: Any, tmp_path: Path) -> None:
+    bottom = add_snapshot(store, kit, None, base_layer)
+    top = add_snapshot(store, kit, bottom, upper_layer)
+    dest = tmp_path / "flat"
+    store.snapshots.materialize([bottom, top], dest)
+    assert merged_view(dest) == EXPECTED
+    assert os.listxattr(dest / "d") == []  # overlay markers are not copied as content
+
+
+def _tall_stack(store: Store, kit: Any, height: int) -> list[Digest]:
+    chain: list[Digest] = []
+    for i in range(height):
+
+        def build(fs: Path, i: int = i) -> None:
+            (fs / f"layer-{i:03d}").write_text(str(i))
+
+        chain.append(add_snapshot(store, kit, chain[-1] if chain else None, build))
+    return chain
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_a_120_layer_image_mounts(store: Store, kit: Any, mounted: Path) -> None:
+    chain = _tall_stack(store, kit, 120)
+    # The lowerdir list alone would overflow mount(2)'s one-page option limit.
+    assert len(":".join(str(p) for p in store.snapshots.mount_lowerdirs(chain))) > 4096
+    store.snapshots.mount(chain, mounted)
+    try:
+        assert sorted(os.listdir(mounted)) == [f"layer-{i:03d}" for i in range(120)]
+    finally:
+        overlay_mod.unmount(mounted)
+
+
+@pytest.mark.root
+@pytest.mark.overlay
+def test_a_120_layer_image_mounts_writable_through_the_classic_api(
+    store: Store, kit: Any, mounted: Path, tmp_path: Path
+) -> None:
+    chain = _tall_stack(store, kit, 120)
+    upper, work = tmp_path / "upper", tmp_path / "work"
+    upper.mkdir()
+    work.mkdir()
+    lowers = list(reversed(store.snapshots.mount_lowerdirs(chain)))
+    overlay_mod._mount_short_paths(lowers, mounted, upper, work, False)
+    try:
+        assert len(os.listdir(mounted)) == 120
+        (mounted / "new").write_text("written")
+        assert (upper / "new").read_text() == "written"
+    finally:
+        overlay_mod.unmount(mounted)
+
+
+def test_check_finds_a_modified_snapshot(store: Store, kit: Any) -> None:
+    chain_id = add_snapshot(store, kit, None, lambda fs: (fs / "f").write_text("original"))
+    assert store.check().ok and store.check().snapshots_checked == 1
+    (store.snapshots.path(chain_id) / "f").write_text("tampered")
+    report = store.check()
+    assert [(p.kind, p.subject) for p in report.problems] == [("corrupt-snapshot", chain_id)]
+
+
+def test_gc_removes_unreferenced_snapshots_but_not_leased_ones(store: Store, kit: Any) -> None:
+    leased = add_snapshot(store, kit, None, lambda fs: (fs / "f").write_text("kept"))
+    loose = add_snapshot(store, kit, None, lambda fs: (fs / "f").write_text("dropped"))
+    with store.lease([leased]):
+        report = store.gc()
+        assert report.removed_snapshots == (loose,)
+        assert store.snapshots.chain_ids() == [leased]
+    assert store.gc().removed_snapshots == (leased,)
+    assert list((store.root / "snapshots").iterdir()) == []
+
+
+def test_gc_removes_half_built_snapshots_of_dead_builders_only(store: Store, kit: Any) -> None:
+    crashed = store.root / "snapshots" / ".tmp-crashed"
+    (crashed / "fs").mkdir(parents=True)
+    (crashed / "fs" / "partial").write_text("half")
+    with store.snapshots.workspace() as live:
+        report = store.gc()
+        assert report.removed_leftovers == (crashed,)
+        assert live.is_dir() and not crashed.exists()
+    assert not live.exists()
