@@ -155,3 +155,82 @@ def user_list(ctx: click.Context, config_file: Path | None, data: Path | None) -
     assert isinstance(store, Htpasswd)
     for name in store.users():
         click.echo(name)
+
+
+@registry.command("gc")
+@_config_option
+@_data_option
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; change nothing.")
+@click.option("--grace", type=click.IntRange(min=0), help="Grace period in seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.pass_context
+def gc_cmd(
+    ctx: click.Context,
+    config_file: Path | None,
+    data: Path | None,
+    dry_run: bool,
+    grace: int | None,
+    as_json: bool,
+) -> None:
+    """Remove blobs no manifest references (safe while the server runs)."""
+    import dataclasses
+    import json
+
+    from pallet.registry.gc import run_gc_offline
+
+    config = _config(ctx, config_file, data)
+    _require_data(config)
+    report = run_gc_offline(
+        config.data,
+        grace_seconds=config.gc.grace_seconds if grace is None else grace,
+        upload_max_age_seconds=config.limits.upload_max_age_seconds,
+        dry_run=dry_run,
+        audit_path=config.audit_path,
+    )
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(report), indent=2))
+        return
+    for digest in report.blobs_removed:
+        click.echo(f"{'would remove' if dry_run else 'removed'} blob {digest}")
+    click.echo(report.summary())
+
+
+@registry.command("retention")
+@_config_option
+@_data_option
+@click.option("--dry-run", is_flag=True, help="Report what would be deleted; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def retention_cmd(
+    ctx: click.Context, config_file: Path | None, data: Path | None, dry_run: bool, as_json: bool
+) -> None:
+    """Apply the config file's retention policies now."""
+    import dataclasses
+    import json
+
+    from pallet.registry.retention import run_retention_offline
+
+    config = _config(ctx, config_file, data)
+    _require_data(config)
+    if not config.retention.policies:
+        raise RegistryError("no [[retention.policy]] in the config: nothing to apply")
+    report = run_retention_offline(
+        config.data, config.retention, dry_run=dry_run, audit_path=config.audit_path
+    )
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(report), indent=2))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for action in report.actions:
+        what = (
+            f"{action.repository}:{action.reference}"
+            if action.kind == "tag"
+            else (f"{action.repository}@{action.digest}")
+        )
+        click.echo(f"{verb} {action.kind} {what} ({action.reason})")
+    click.echo(report.summary())
+
+
+def _require_data(config: RegistryConfig) -> None:
+    if not (config.data / "metadata.db").is_file():
+        raise RegistryError(f"no registry data in {config.data} (no metadata.db)")

@@ -68,10 +68,14 @@ class Uploads:
         if not _UPLOAD_ID.fullmatch(upload_id):
             raise self._unknown(upload_id)
         session = self._sessions.get(upload_id)
+        record = self._meta.get_upload(upload_id)
+        if record is None:
+            # Expired or cancelled, possibly by another process (a CLI gc).
+            self._sessions.pop(upload_id, None)
+            raise self._unknown(upload_id)
         if session is None:
-            record = self._meta.get_upload(upload_id)
             path = self._blobs.upload_path(upload_id)
-            if record is None or not path.is_file():
+            if not path.is_file():
                 raise self._unknown(upload_id)
             # After a restart: rebuild the hash state from what is already on disk.
             hasher, size = await asyncio.to_thread(_hash_file, path, "sha256")
@@ -93,7 +97,11 @@ class Uploads:
         """Append ``stream``; on any failure the session is left exactly as before."""
         saved_hasher, saved_size = session.hasher.copy(), session.size
         written = 0
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            # No O_CREAT: a session whose file was expired away must not silently restart.
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except FileNotFoundError:
+            raise ApiError("BLOB_UPLOAD_UNKNOWN", "upload session expired") from None
         try:
             async for chunk in stream:
                 written += len(chunk)
@@ -160,6 +168,7 @@ class Uploads:
     async def receive(self, repo: str, digest: Digest, stream: AsyncIterator[bytes]) -> int:
         """A monolithic upload (``POST ?digest=``): no session, same verification."""
         path = self._blobs.new_upload_path(".tmp")
+        path.touch(0o600)
         session = _Session(repo, digest.hasher(), 0)
         try:
             await self._write(session, path, stream, None)

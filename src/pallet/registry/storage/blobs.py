@@ -59,6 +59,9 @@ class FilesystemBlobStore:
         """Move a verified temp file into place (atomic; an existing copy is replaced)."""
         final = self.path(digest)
         final.parent.mkdir(parents=True, exist_ok=True)
+        # Fresh mtime: the GC's orphan sweep must not take a just-installed file for an
+        # old one (an upload may have been written long before it was committed).
+        os.utime(temp)
         os.replace(temp, final)
 
     def write_bytes(self, data: bytes, digest: Digest) -> Path:

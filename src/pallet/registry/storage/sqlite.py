@@ -258,15 +258,30 @@ class SQLiteMetadata:
             db.execute("DELETE FROM tags WHERE repo = ? AND digest = ?", (repo, digest))
             return tags
 
-    def delete_tag(self, repo: str, tag: str) -> Digest | None:
+    def delete_tag(self, repo: str, tag: str, expected: Digest | None = None) -> Digest | None:
         with self._write() as db:
             row = db.execute(
                 "SELECT digest FROM tags WHERE repo = ? AND tag = ?", (repo, tag)
             ).fetchone()
-            if row is None:
+            if row is None or (expected is not None and row[0] != expected):
                 return None
             db.execute("DELETE FROM tags WHERE repo = ? AND tag = ?", (repo, tag))
             return Digest(str(row[0]))
+
+    def delete_untagged_manifest(self, repo: str, digest: Digest, pushed_before: float) -> bool:
+        """Delete a manifest only if, under the write lock, nothing in the repo needs it."""
+        with self._write() as db:
+            row = db.execute(
+                "SELECT 1 FROM manifests m WHERE repo = ? AND digest = ? AND pushed < ?"
+                " AND NOT EXISTS (SELECT 1 FROM tags WHERE repo = m.repo AND digest = m.digest)"
+                " AND NOT EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests p"
+                "   ON p.digest = r.digest WHERE r.child = m.digest AND p.repo = m.repo)",
+                (repo, digest, pushed_before),
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM manifests WHERE repo = ? AND digest = ?", (repo, digest))
+            return True
 
     def repo_exists(self, repo: str) -> bool:
         row = self._db.execute("SELECT 1 FROM repositories WHERE name = ?", (repo,)).fetchone()
@@ -354,9 +369,22 @@ class SQLiteMetadata:
             )
         return [(str(r[0]), Digest(str(r[1]))) for r in rows]
 
-    def gc_candidates(self) -> list[Digest]:
-        rows = self._db.execute(f"SELECT digest FROM blobs b WHERE NOT {_WANTED}").fetchall()
+    def gc_candidates(self, fresh_after: float | None = None) -> list[Digest]:
+        """Blobs nothing wants; with ``fresh_after``, as if links older than it were gone."""
+        if fresh_after is None:
+            rows = self._db.execute(f"SELECT digest FROM blobs b WHERE NOT {_WANTED}").fetchall()
+        else:
+            wanted = _WANTED.replace(
+                "WHERE l.digest = b.digest)", "WHERE l.digest = b.digest AND l.linked >= ?)"
+            )
+            rows = self._db.execute(
+                f"SELECT digest FROM blobs b WHERE NOT {wanted}", (fresh_after,)
+            ).fetchall()
         return [Digest(str(r[0])) for r in rows]
+
+    def blob_record_size(self, digest: Digest) -> int | None:
+        row = self._db.execute("SELECT size FROM blobs WHERE digest = ?", (digest,)).fetchone()
+        return None if row is None else int(row[0])
 
     def gc_remove_blob(self, digest: Digest, remove: Callable[[], None]) -> bool:
         """Delete an unwanted blob's row and bytes; re-checked under the write lock."""
