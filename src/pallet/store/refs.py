@@ -67,7 +67,7 @@ class IndexFile:
         if not self.path.exists():
             with self._lock():
                 if not self.path.exists():
-                    atomic_write(self.path, index_document([]))
+                    self._write([])
 
     def read_raw(self) -> list[dict[str, Any]]:
         """The entries as JSON objects; a malformed file is an error naming it."""
@@ -129,7 +129,13 @@ class IndexFile:
                 same = originals.get(_key(desc))
                 out.append(same.pop(0) if same else desc.to_json())
             out.extend(opaque)
-            atomic_write(self.path, index_document(out))
+            self._write(out)
+
+    def _write(self, entries: list[dict[str, Any]]) -> None:
+        try:
+            atomic_write(self.path, index_document(entries))
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot write: {exc.strerror}") from exc
 
     # -- the operations commands use --------------------------------------------------
 

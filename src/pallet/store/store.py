@@ -52,6 +52,23 @@ def _check_layout_marker(root: Path) -> None:
         raise StoreError(f"{marker}: unsupported image layout version {version!r}")
 
 
+def _prepare_root(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"{root}: not a directory; cannot hold a store")
+    if (root / LAYOUT_FILE).exists():
+        _check_layout_marker(root)
+    elif root.is_dir() and any(p.name not in _HARMLESS for p in root.iterdir()):
+        raise StoreError(
+            f"{root}: not a pallet store or OCI image layout (no {LAYOUT_FILE}); "
+            "refusing to use a directory that holds other files"
+        )
+    root.mkdir(mode=0o711, parents=True, exist_ok=True)
+    for name in _DIRS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    if not (root / LAYOUT_FILE).exists():
+        atomic_write(root / LAYOUT_FILE, _LAYOUT_JSON)
+
+
 class Store:
     """Open with :meth:`open`; every method is safe across threads and processes."""
 
@@ -73,23 +90,10 @@ class Store:
         mistyped ``--root`` cannot litter (or later garbage-collect in) someone's files.
         """
         root = Path(root).absolute()
-        if root.exists() and not root.is_dir():
-            raise StoreError(f"{root}: not a directory; cannot hold a store")
-        if (root / LAYOUT_FILE).exists():
-            _check_layout_marker(root)
-        elif root.is_dir() and any(p.name not in _HARMLESS for p in root.iterdir()):
-            raise StoreError(
-                f"{root}: not a pallet store or OCI image layout (no {LAYOUT_FILE}); "
-                "refusing to use a directory that holds other files"
-            )
         try:
-            root.mkdir(mode=0o711, parents=True, exist_ok=True)
-            for name in _DIRS:
-                (root / name).mkdir(parents=True, exist_ok=True)
-            if not (root / LAYOUT_FILE).exists():
-                atomic_write(root / LAYOUT_FILE, _LAYOUT_JSON)
+            _prepare_root(root)
         except OSError as exc:
-            raise StoreError(f"{root}: cannot create the store: {exc.strerror}") from exc
+            raise StoreError(f"{root}: cannot open the store: {exc.strerror}") from exc
         store = cls(root)
         store._index.create_if_missing()
         store.state.initialize()
