@@ -149,7 +149,7 @@ def load_config(path: Path | None, default_data: Path) -> RegistryConfig:
         raise RegistryError(f"config {path} is not valid TOML: {exc}") from None
     try:
         return _from_toml(raw, path.parent, default_data)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RegistryError) as exc:
         raise RegistryError(f"config {path}: {exc}") from None
 
 

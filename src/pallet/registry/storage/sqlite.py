@@ -118,6 +118,14 @@ class SQLiteMetadata:
             self._ensure_repo(db, repo, now)
 
     def blob_size(self, repo: str, digest: Digest, touch: bool = False) -> int | None:
+        if touch:
+            # A client that saw the blob may rely on it for its next manifest: keep it out
+            # of the GC's reach for another grace period. Refreshed before the lookup, in
+            # one atomic statement, so a GC cannot remove the link between the two.
+            self._db.execute(
+                "UPDATE repo_blobs SET linked = ? WHERE repo = ? AND digest = ?",
+                (time.time(), repo, digest),
+            )
         row = self._db.execute(
             "SELECT size FROM blobs b WHERE digest = ? AND ("
             " EXISTS (SELECT 1 FROM repo_blobs WHERE repo = ? AND digest = b.digest)"
@@ -126,13 +134,6 @@ class SQLiteMetadata:
         ).fetchone()
         if row is None:
             return None
-        if touch:
-            # A client that saw the blob may rely on it for its next manifest: keep it
-            # out of the GC's reach for another grace period.
-            self._db.execute(
-                "UPDATE repo_blobs SET linked = ? WHERE repo = ? AND digest = ?",
-                (time.time(), repo, digest),
-            )
         return int(row[0])
 
     def repos_with_blob(self, digest: Digest) -> list[str]:
