@@ -1,0 +1,105 @@
+"""The registry client against a real CNCF distribution registry on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+pytest.register_assert_rewrite("registry_fixtures")
+pytest_plugins = ["registry_fixtures"]
+
+from registry_fixtures import (  # noqa: E402
+    Image,
+    Registry,
+    load_into_store,
+    make_image,
+    sha256,
+    store_blob_files,
+    write_layout,
+)
+
+from pallet.errors import ManifestUnknown  # noqa: E402
+from pallet.store import Store  # noqa: E402
+from pallet.transport.registry_pull import pull  # noqa: E402
+from pallet.transport.registry_push import push  # noqa: E402
+
+pytestmark = pytest.mark.peer
+
+
+def seed_store(tmp_path: Path, name: str, image: Image) -> Path:
+    """A store holding ``image`` tagged ``name`` (full reference)."""
+    layout = tmp_path / f"layout-{sha256(image.manifest)[7:19]}"
+    write_layout(layout, {"img": image})
+    root = tmp_path / f"store-{sha256(image.manifest)[7:19]}"
+    load_into_store(root, layout, "img", name)
+    return root
+
+
+def test_push_then_pull_keeps_every_digest(tmp_path: Path, registry: Registry) -> None:
+    image = make_image()
+    name = f"{registry.host}/team/app:v1"
+    source_root = seed_store(tmp_path, name, image)
+
+    pushed = push(name, source_root)
+    assert pushed.digest == image.digest
+    assert pushed.uploaded == len(image.blobs)
+
+    dest_root = tmp_path / "dest"
+    pulled = pull(name, dest_root)
+    assert pulled.digest == image.digest
+    assert pulled.downloaded == len(image.blobs)
+    store = Store.open(dest_root)
+    assert store.resolve(name).digest == image.digest
+    for blob in (image.manifest, *image.blobs):
+        assert store.read_blob(sha256(blob), max_size=1 << 30) == blob
+
+
+def test_second_pull_downloads_nothing(tmp_path: Path, registry: Registry) -> None:
+    image = make_image()
+    name = f"{registry.host}/app:v1"
+    push(name, seed_store(tmp_path, name, image))
+    root = tmp_path / "dest"
+    assert pull(name, root).downloaded == len(image.blobs)
+    again = pull(name, root)
+    assert again.downloaded == 0
+    assert again.digest == image.digest
+
+
+def test_pull_by_digest(tmp_path: Path, registry: Registry) -> None:
+    image = make_image()
+    name = f"{registry.host}/app:v1"
+    push(name, seed_store(tmp_path, name, image))
+    result = pull(f"{registry.host}/app@{image.digest}", tmp_path / "dest")
+    assert result.digest == image.digest
+
+
+def test_unknown_tag_says_manifest_unknown(tmp_path: Path, registry: Registry) -> None:
+    with pytest.raises(ManifestUnknown, match="manifest unknown"):
+        pull(f"{registry.host}/nothing:here", tmp_path / "dest")
+    assert store_blob_files(tmp_path / "dest") == set()
+
+
+def test_second_push_uploads_nothing(tmp_path: Path, registry: Registry) -> None:
+    image = make_image()
+    name = f"{registry.host}/app:v1"
+    root = seed_store(tmp_path, name, image)
+    push(name, root)
+    again = push(name, root)
+    assert again.uploaded == 0 and again.mounted == 0
+    assert again.digest == image.digest
+
+
+def test_push_to_another_repository_mounts_the_blobs(tmp_path: Path, registry: Registry) -> None:
+    image = make_image()
+    first = f"{registry.host}/one/app:v1"
+    root = seed_store(tmp_path, first, image)
+    push(first, root)
+    second = f"{registry.host}/two/app:v1"
+    Store.open(root).tag(second, Store.open(root).resolve(first))
+    result = push(second, root)
+    assert result.mounted == len(image.blobs)
+    assert result.uploaded == 0
+    assert pull(second, tmp_path / "dest").digest == image.digest
