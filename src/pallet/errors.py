@@ -71,3 +71,11 @@ class ContainerError(PalletError):
 
 class RegistryError(PalletError):
     """The registry server cannot do what was asked (configuration, storage)."""
+
+
+class AuthenticationError(TransportError):
+    """A registry or its token server refused the credentials (or their absence)."""
+
+
+class ManifestUnknown(TransportError):
+    """A registry does not know the tag or digest asked for."""
