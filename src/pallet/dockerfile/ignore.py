@@ -1,0 +1,552 @@
+""".dockerignore with Docker's exact semantics.
+
+Reading the file follows moby's ``ignorefile.ReadAll``; matching follows
+``moby/patternmatcher``, the matcher that Docker's CLI and BuildKit (through
+fsutil) use. Its patterns are not .gitignore patterns: a pattern must match the
+whole relative path or one of its parent directories, ``*`` never crosses ``/``,
+a trailing ``/`` means nothing, ``!`` re-includes, and the last pattern that
+applies wins.
+
+patternmatcher turns each pattern into a Go regular expression, and a few
+characters reach that regex unescaped (``[`` ``]`` ``^`` and whatever follows a
+``\\``). To mean what Docker means even then, the Go regex is built exactly as
+patternmatcher builds it and then translated, construct by construct, into an
+equivalent Python regex. Go's ``\\p{...}`` Unicode classes are the one construct
+not translated: such a pattern is reported as malformed.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pallet.errors import InvalidArgument
+
+__all__ = [
+    "IgnorePatternError",
+    "Pattern",
+    "PatternMatcher",
+    "clean_path",
+    "read_ignore_file",
+]
+
+# Go's unicode.IsSpace: what strings.TrimSpace removes
+_GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+# bufio.Scanner's default limit: a longer line makes ReadAll fail
+_MAX_LINE_BYTES = 64 * 1024
+_BOM = "\ufeff"
+
+
+class IgnorePatternError(InvalidArgument):
+    """A .dockerignore pattern is malformed, or the file cannot be read."""
+
+
+def clean_path(path: str) -> str:
+    """Go's ``filepath.Clean`` for ``/`` paths: no ``//``, ``.`` or inner ``..``."""
+    if not path:
+        return "."
+    rooted = path.startswith("/")
+    parts: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            elif not rooted:
+                parts.append("..")
+            # ".." at the root stays at the root
+        else:
+            parts.append(segment)
+    cleaned = "/".join(parts)
+    if rooted:
+        return "/" + cleaned
+    return cleaned or "."
+
+
+def _go_dir(path: str) -> str:
+    """Go's ``filepath.Dir``: everything before the last ``/``, cleaned."""
+    return clean_path(path[: path.rfind("/") + 1])
+
+
+def read_ignore_file(data: bytes | str | None) -> list[str]:
+    """The patterns of a .dockerignore file, as ``ignorefile.ReadAll`` returns them."""
+    if data is None:
+        return []
+    if isinstance(data, bytes):
+        # Go keeps invalid UTF-8 byte for byte; surrogateescape does the same
+        text = data.decode("utf-8", "surrogateescape")
+    else:
+        text = data
+    patterns: list[str] = []
+    lines = text.split("\n")
+    for number, line in enumerate(lines, 1):
+        if number == len(lines) and not line:
+            break
+        if len(line.encode("utf-8", "surrogateescape")) >= _MAX_LINE_BYTES:
+            raise IgnorePatternError(f".dockerignore line {number} is too long")
+        if line.endswith("\r"):
+            line = line[:-1]
+        if number == 1 and line.startswith(_BOM):
+            line = line[1:]
+        # a comment only when # is the very first character
+        if line.startswith("#"):
+            continue
+        pattern = line.strip(_GO_SPACE)
+        if not pattern:
+            continue
+        invert = pattern.startswith("!")
+        if invert:
+            pattern = pattern[1:].strip(_GO_SPACE)
+        if pattern:
+            pattern = clean_path(pattern)
+            if len(pattern) > 1 and pattern.startswith("/"):
+                pattern = pattern[1:]
+        patterns.append("!" + pattern if invert else pattern)
+    return patterns
+
+
+class _Kind(enum.Enum):
+    EXACT = "exact"
+    PREFIX = "prefix"  # "dir/**": everything that starts with "dir/"
+    SUFFIX = "suffix"  # "**/name": anything ending in "/name", and "name"
+    REGEXP = "regexp"
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One compiled pattern. ``text`` is the cleaned pattern without its ``!``."""
+
+    text: str
+    exclusion: bool
+    kind: _Kind
+    regex: re.Pattern[str] | None
+    #: why the Go regex would not compile; patternmatcher reports it on use
+    regex_error: str | None = None
+
+    def match(self, path: str) -> bool:
+        kind = self.kind
+        if kind is _Kind.EXACT:
+            return path == self.text
+        if kind is _Kind.PREFIX:
+            return path.startswith(self.text[:-2])
+        if kind is _Kind.SUFFIX:
+            suffix = self.text[2:]
+            return path.endswith(suffix) or (suffix.startswith("/") and path == suffix[1:])
+        if self.regex is None:
+            raise IgnorePatternError(
+                f"invalid .dockerignore pattern {self.text!r}: {self.regex_error}"
+            )
+        return self.regex.match(path) is not None
+
+
+class PatternMatcher:
+    """A compiled .dockerignore: which context paths it excludes."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        compiled: list[Pattern] = []
+        for raw in patterns:
+            text = raw.strip(_GO_SPACE)
+            if not text:
+                continue
+            text = clean_path(text)
+            exclusion = text.startswith("!")
+            if exclusion:
+                if len(text) == 1:
+                    raise IgnorePatternError('illegal exclusion pattern: "!"')
+                text = text[1:]
+            syntax_error = _glob_syntax_error(text)
+            if syntax_error:
+                raise IgnorePatternError(
+                    f"invalid .dockerignore pattern {raw.strip()!r}: {syntax_error}"
+                )
+            compiled.append(_compile(text, exclusion))
+        self.patterns: tuple[Pattern, ...] = tuple(compiled)
+        #: True when some pattern re-includes (``!``): excluded directories must
+        #: then still be walked, something below them may be included again
+        self.exclusions = any(p.exclusion for p in compiled)
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def matches(self, path: str) -> bool:
+        """Whether ``path`` (relative, ``/``-separated) is excluded from the context.
+
+        patternmatcher's ``MatchesOrParentMatches``: a pattern applies when it
+        matches the path or any of its parent directories. The context root
+        (``.`` or empty) is never excluded.
+        """
+        return self.matching_pattern(path) is not None
+
+    def matching_pattern(self, path: str) -> str | None:
+        """The pattern that excludes ``path`` (the last to apply), or None if it is kept."""
+        if path in ("", "."):
+            return None
+        parents = _parent_prefixes(path)
+        excluded_by: Pattern | None = None
+        for pattern in self.patterns:
+            # an inclusion can only change an unmatched path, an exception a matched one
+            if pattern.exclusion != (excluded_by is not None):
+                continue
+            if pattern.match(path) or any(pattern.match(parent) for parent in parents):
+                excluded_by = None if pattern.exclusion else pattern
+        return excluded_by.text if excluded_by else None
+
+    def matches_in_walk(
+        self, path: str, parent_state: Sequence[bool] | None
+    ) -> tuple[bool, tuple[bool, ...]]:
+        """``MatchesUsingParentResults``: what BuildKit's context walk asks.
+
+        ``parent_state`` is the state returned for the parent directory (None at
+        the top, or when unknown: the parents are then checked here). Returns
+        whether ``path`` is excluded and the state to pass for its children.
+        """
+        matched = False
+        state = [False] * len(self.patterns)
+        parents: list[str] | None = None
+        for i, pattern in enumerate(self.patterns):
+            hit = parent_state[i] if parent_state else False
+            if not hit:
+                if pattern.exclusion != matched:
+                    continue
+                hit = pattern.match(path)
+                if not hit and not parent_state:
+                    if parents is None:
+                        parents = _parent_prefixes(path)
+                    hit = any(pattern.match(parent) for parent in parents)
+            state[i] = hit
+            if hit:
+                matched = not pattern.exclusion
+        return matched, tuple(state)
+
+
+def _parent_prefixes(path: str) -> list[str]:
+    """``a``, ``a/b`` for ``a/b/c`` (computed as patternmatcher does, via Dir)."""
+    parent = _go_dir(path)
+    if parent == ".":
+        return []
+    dirs = parent.split("/")
+    return ["/".join(dirs[: i + 1]) for i in range(len(dirs))]
+
+
+# -- pattern syntax: Go's filepath.Match rules ----------------------------------------
+
+
+def _glob_syntax_error(pattern: str) -> str | None:
+    """What ``filepath.Match(pattern, ".")`` would reject, or None."""
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "[":
+            i += 1
+            if i < n and pattern[i] == "^":
+                i += 1
+            ranges = 0
+            while True:
+                if i < n and pattern[i] == "]" and ranges:
+                    i += 1
+                    break
+                i = _class_char_end(pattern, i)
+                if i < 0:
+                    return "syntax error in pattern"
+                if pattern[i] == "-":
+                    i = _class_char_end(pattern, i + 1)
+                    if i < 0:
+                        return "syntax error in pattern"
+                ranges += 1
+        elif ch == "\\":
+            if i + 1 >= n:
+                return "syntax error in pattern"
+            i += 2
+        else:
+            i += 1
+    return None
+
+
+def _class_char_end(pattern: str, i: int) -> int:
+    """Index after one (possibly escaped) class character, -1 if malformed (Go's getEsc)."""
+    n = len(pattern)
+    if i >= n or pattern[i] in "-]":
+        return -1
+    if pattern[i] == "\\":
+        i += 1
+        if i >= n:
+            return -1
+    if "\udc80" <= pattern[i] <= "\udcff":
+        return -1  # a byte that was not valid UTF-8
+    i += 1
+    # a class character must be followed by more of the class
+    return i if i < n else -1
+
+
+# -- compiling: patternmatcher's classification and Go regex ---------------------------
+
+_GO_REGEX_META = frozenset(".+()|{}$")
+
+
+def _compile(text: str, exclusion: bool) -> Pattern:
+    kind, go_regex = _classify(text)
+    if kind is not _Kind.REGEXP:
+        return Pattern(text, exclusion, kind, None)
+    try:
+        compiled = re.compile(_go_regex_to_python(go_regex), re.ASCII)
+    except (_GoRegexError, re.error) as exc:
+        return Pattern(text, exclusion, kind, None, str(exc))
+    return Pattern(text, exclusion, kind, compiled)
+
+
+def _classify(text: str) -> tuple[_Kind, str]:
+    """patternmatcher's compile: how the pattern matches, and its Go regex."""
+    kind = _Kind.EXACT
+    regex = ["^"]
+    # Go's text/scanner skips a leading byte-order mark
+    chars = text[1:] if text.startswith(_BOM) else text
+    pos, n = 0, len(chars)
+    first = True
+    while pos < n:
+        ch = chars[pos]
+        pos += 1
+        if ch == "*":
+            if pos < n and chars[pos] == "*":
+                pos += 1
+                if pos < n and chars[pos] == "/":
+                    pos += 1  # "**/" is "**"
+                if pos >= n:
+                    if kind is _Kind.EXACT:
+                        kind = _Kind.PREFIX
+                    else:
+                        regex.append(".*")
+                        kind = _Kind.REGEXP
+                else:
+                    regex.append("(.*/)?")
+                    kind = _Kind.REGEXP
+                if first:
+                    kind = _Kind.SUFFIX
+            else:
+                regex.append("[^/]*")
+                kind = _Kind.REGEXP
+        elif ch == "?":
+            regex.append("[^/]")
+            kind = _Kind.REGEXP
+        elif ch in _GO_REGEX_META:
+            regex.append("\\" + ch)
+        elif ch == "\\":
+            if pos < n:
+                regex.append("\\" + chars[pos])
+                pos += 1
+                kind = _Kind.REGEXP
+            else:
+                regex.append("\\")
+        elif ch == "[" or ch == "]":
+            regex.append(ch)
+            kind = _Kind.REGEXP
+        else:
+            regex.append(ch)
+        first = False
+    if kind is _Kind.REGEXP:
+        regex.append("$")
+    return kind, "".join(regex)
+
+
+# -- Go regexp syntax -> Python re ------------------------------------------------------
+
+
+class _GoRegexError(Exception):
+    pass
+
+
+_MAX_RUNE = 0x10FFFF
+_Ranges = list[tuple[int, int]]
+
+# Go's POSIX classes ([:name:]) and Perl classes (\d \s \w), all ASCII
+_POSIX_CLASSES: dict[str, _Ranges] = {
+    "alnum": [(0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A)],
+    "alpha": [(0x41, 0x5A), (0x61, 0x7A)],
+    "ascii": [(0x00, 0x7F)],
+    "blank": [(0x09, 0x09), (0x20, 0x20)],
+    "cntrl": [(0x00, 0x1F), (0x7F, 0x7F)],
+    "digit": [(0x30, 0x39)],
+    "graph": [(0x21, 0x7E)],
+    "lower": [(0x61, 0x7A)],
+    "print": [(0x20, 0x7E)],
+    "punct": [(0x21, 0x2F), (0x3A, 0x40), (0x5B, 0x60), (0x7B, 0x7E)],
+    "space": [(0x09, 0x0D), (0x20, 0x20)],
+    "upper": [(0x41, 0x5A)],
+    "word": [(0x30, 0x39), (0x41, 0x5A), (0x61, 0x7A), (0x5F, 0x5F)],
+    "xdigit": [(0x30, 0x39), (0x41, 0x46), (0x61, 0x66)],
+}
+_PERL_CLASSES: dict[str, _Ranges] = {
+    "d": [(0x30, 0x39)],
+    "s": [(0x09, 0x0A), (0x0C, 0x0D), (0x20, 0x20)],
+    "w": _POSIX_CLASSES["word"],
+}
+_C_ESCAPES = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
+_HEX = "0123456789abcdefABCDEF"
+
+
+def _go_regex_to_python(go: str) -> str:
+    """Translate the Go regex patternmatcher would compile (flags: Perl, no Multiline)."""
+    out: list[str] = []
+    i, n = 0, len(go)
+    while i < n:
+        ch = go[i]
+        if ch == "\\":
+            piece, i = _translate_escape(go, i)
+            out.append(piece)
+        elif ch == "[":
+            ranges, i = _parse_class(go, i)
+            out.append(_python_class(ranges))
+        elif ch == "(":
+            out.append("(?:")
+            i += 1
+        elif ch in ")*?+|":
+            out.append(ch)
+            i += 1
+        elif ch == ".":
+            out.append("[^\\n]")
+            i += 1
+        elif ch == "^":
+            out.append("\\A")
+            i += 1
+        elif ch == "$":
+            out.append("\\Z")
+            i += 1
+        else:
+            out.append(re.escape(ch))
+            i += 1
+    return "".join(out)
+
+
+def _translate_escape(go: str, i: int) -> tuple[str, int]:
+    """An escape outside a class, at ``go[i] == '\\'``."""
+    if i + 1 >= len(go):
+        raise _GoRegexError("trailing backslash at end of expression")
+    code = go[i + 1]
+    if code == "A":
+        return "\\A", i + 2
+    if code == "z":
+        return "\\Z", i + 2
+    if code in "bB":
+        return "\\" + code, i + 2  # ASCII word boundary: compiled with re.ASCII
+    if code == "Q":
+        end = go.find("\\E", i + 2)
+        literal = go[i + 2 :] if end < 0 else go[i + 2 : end]
+        return re.escape(literal), len(go) if end < 0 else end + 2
+    if code in "dDsSwW":
+        ranges = _PERL_CLASSES[code.lower()]
+        if code.isupper():
+            ranges = _negate(ranges)
+        return _python_class(ranges), i + 2
+    if code in "pP":
+        raise _GoRegexError(f"unsupported Unicode class escape \\{code}")
+    rune, j = _parse_escape(go, i)
+    return re.escape(chr(rune)), j
+
+
+def _parse_escape(go: str, i: int) -> tuple[int, int]:
+    """Go's parseEscape: one escaped rune at ``go[i] == '\\'``; returns (rune, next index)."""
+    n = len(go)
+    if i + 1 >= n:
+        raise _GoRegexError("trailing backslash at end of expression")
+    code = go[i + 1]
+    j = i + 2
+    if code < "\x80" and not code.isalnum():
+        return ord(code), j  # escaped punctuation is itself
+    if code in "1234567" and not (j < n and "0" <= go[j] <= "7"):
+        raise _GoRegexError(f"invalid escape sequence: \\{code}")  # a backreference
+    if code in "01234567":
+        value = ord(code) - 0x30
+        for _ in range(2):
+            if j < n and "0" <= go[j] <= "7":
+                value = value * 8 + ord(go[j]) - 0x30
+                j += 1
+        return value, j
+    if code == "x":
+        if j < n and go[j] == "{":
+            end = go.find("}", j + 1)
+            digits = go[j + 1 : end] if end >= 0 else ""
+            if not digits or any(d not in _HEX for d in digits) or int(digits, 16) > _MAX_RUNE:
+                raise _GoRegexError("invalid escape sequence: \\x{")
+            return int(digits, 16), end + 1
+        pair = go[j : j + 2]
+        if len(pair) != 2 or any(d not in _HEX for d in pair):
+            raise _GoRegexError("invalid escape sequence: \\x")
+        return int(pair, 16), j + 2
+    if code in _C_ESCAPES:
+        return _C_ESCAPES[code], j
+    raise _GoRegexError(f"invalid escape sequence: \\{code}")
+
+
+def _parse_class(go: str, i: int) -> tuple[_Ranges, int]:
+    """Go's parseClass at ``go[i] == '['``: the ranges it matches and the index after ``]``."""
+    n = len(go)
+    i += 1
+    negated = i < n and go[i] == "^"
+    if negated:
+        i += 1
+    ranges: _Ranges = []
+    first = True
+    while i >= n or go[i] != "]" or first:
+        first = False
+        if i + 2 < n and go[i] == "[" and go[i + 1] == ":":
+            end = go.find(":]", i + 2)
+            if end >= 0:
+                name = go[i + 2 : end]
+                negate_group = name.startswith("^")
+                group = _POSIX_CLASSES.get(name[1:] if negate_group else name)
+                if group is None:
+                    raise _GoRegexError(f"invalid character class range: [:{name}:]")
+                ranges.extend(_negate(group) if negate_group else group)
+                i = end + 2
+                continue
+        if i + 1 < n and go[i] == "\\" and go[i + 1] in "pP":
+            raise _GoRegexError(f"unsupported Unicode class escape \\{go[i + 1]}")
+        if i + 1 < n and go[i] == "\\" and go[i + 1] in "dDsSwW":
+            code = go[i + 1]
+            group = _PERL_CLASSES[code.lower()]
+            ranges.extend(_negate(group) if code.isupper() else group)
+            i += 2
+            continue
+        lo, i = _class_char(go, i)
+        hi = lo
+        if i + 1 < n and go[i] == "-" and go[i + 1] != "]":
+            hi, i = _class_char(go, i + 1)
+            if hi < lo:
+                raise _GoRegexError("invalid character class range")
+        ranges.append((lo, hi))
+    i += 1  # the ]
+    return (_negate(ranges) if negated else ranges), i
+
+
+def _class_char(go: str, i: int) -> tuple[int, int]:
+    if i >= len(go):
+        raise _GoRegexError("missing closing ]")
+    if go[i] == "\\":
+        return _parse_escape(go, i)
+    return ord(go[i]), i + 1
+
+
+def _negate(ranges: _Ranges) -> _Ranges:
+    out: _Ranges = []
+    nxt = 0
+    for lo, hi in sorted(ranges):
+        if lo > nxt:
+            out.append((nxt, lo - 1))
+        nxt = max(nxt, hi + 1)
+    if nxt <= _MAX_RUNE:
+        out.append((nxt, _MAX_RUNE))
+    return out
+
+
+def _python_class(ranges: _Ranges) -> str:
+    if not ranges:
+        return "(?!)"  # an empty class matches nothing
+    parts = []
+    for lo, hi in ranges:
+        parts.append(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}")
+    return "[" + "".join(parts) + "]"
