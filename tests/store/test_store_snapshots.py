@@ -176,3 +176,17 @@ def test_gc_removes_half_built_snapshots_of_dead_builders_only(store: Store, kit
         assert report.removed_leftovers == (crashed,)
         assert live.is_dir() and not crashed.exists()
     assert not live.exists()
+
+
+def test_gc_keeps_the_snapshots_of_stored_images(store: Store, kit: Any) -> None:
+    image = kit.simple_image("running", nlayers=2)
+    store.tag("docker.io/library/app:1", kit.put_image(store, image))
+    chain: list[Digest] = []
+    for diff_id in image.diff_ids:  # as if extracted: published under the image's chain IDs
+        with store.snapshots.workspace() as work:
+            chain.append(store.snapshots.adopt(work, diff_id, chain[-1] if chain else None))
+    orphan = add_snapshot(store, kit, None, lambda fs: (fs / "f").write_text("orphan"))
+    assert store.gc().removed_snapshots == (orphan,)
+    assert sorted(store.snapshots.chain_ids()) == sorted(chain)
+    store.untag("docker.io/library/app:1")
+    assert sorted(store.gc().removed_snapshots) == sorted(chain)
