@@ -3,40 +3,48 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pallet.errors import OCIError
+from pallet.errors import DigestMismatch, OCIError
 from pallet.oci.digest import Digest
+from pallet.oci.jsonutil import (
+    expect_int,
+    expect_str,
+    expect_str_list,
+    expect_str_map,
+    sorted_map,
+    type_name,
+)
+from pallet.oci.mediatypes import is_valid_media_type
 from pallet.oci.platform import Platform
 
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 ANNOTATION_CREATED = "org.opencontainers.image.created"
+ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
+ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"
 # containerd / nerdctl / podman put the full reference here in OCI archives.
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 
-_MEDIA_TYPE_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$&-^_.+/"
-)
+# An absolute URI (RFC 3986: scheme ":" then no spaces or delimiters that need escaping).
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]+")
 
 
-def _check_media_type(value: Any, what: str) -> str:
-    if not isinstance(value, str) or "/" not in value or not set(value) <= _MEDIA_TYPE_CHARS:
-        raise OCIError(f"invalid {what} {value!r}")
-    return value
-
-
-def _string_map(value: Any, what: str) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise OCIError(f"{what} must be an object of strings")
-    return dict(value)
+def check_media_type(value: Any, what: str) -> str:
+    """``value`` if it is a valid media type, else an ``OCIError`` naming ``what``."""
+    if not is_valid_media_type(value):
+        raise OCIError(f"invalid {what} {value!r}: expected type/subtype")
+    return str(value)
 
 
 @dataclass(frozen=True, eq=True)
 class Descriptor:
+    """What the image spec calls a content descriptor; immutable and validated."""
+
     media_type: str
     digest: Digest
     size: int
@@ -47,53 +55,62 @@ class Descriptor:
     data: bytes | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
-            raise OCIError(f"invalid descriptor size {self.size!r}")
+        check_media_type(self.media_type, "descriptor mediaType")
         object.__setattr__(self, "digest", Digest(self.digest))
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 0:
+            raise OCIError(f"invalid descriptor size {self.size!r} for {self.digest}")
+        if self.artifact_type:
+            check_media_type(self.artifact_type, "descriptor artifactType")
+        object.__setattr__(self, "annotations", dict(self.annotations))
+        object.__setattr__(self, "urls", tuple(self.urls))
 
     @classmethod
-    def from_json(cls, data: Any) -> Descriptor:
+    def from_json(cls, data: Any, what: str = "descriptor") -> Descriptor:
         """Parse and validate a descriptor object (hostile input: check every field)."""
         if not isinstance(data, dict):
-            raise OCIError("descriptor must be a JSON object")
-        media_type = _check_media_type(data.get("mediaType"), "descriptor mediaType")
-        raw_digest = data.get("digest")
-        if not isinstance(raw_digest, str):
-            raise OCIError("descriptor is missing its digest")
-        digest = Digest(raw_digest)
-        size = data.get("size")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise OCIError(f"descriptor {digest} has an invalid size {size!r}")
-        annotations = _string_map(data.get("annotations", {}), "descriptor annotations")
-        urls = data.get("urls", [])
-        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-            raise OCIError("descriptor urls must be a list of strings")
-        platform = Platform.from_json(data["platform"]) if "platform" in data else None
-        artifact_type = data.get("artifactType", "")
-        if artifact_type:
-            _check_media_type(artifact_type, "descriptor artifactType")
+            raise OCIError(f"{what} must be a JSON object, not {type_name(data)}")
+        if "mediaType" not in data:
+            raise OCIError(f"{what} has no mediaType")
+        media_type = check_media_type(data["mediaType"], f"{what} mediaType")
+        if "digest" not in data:
+            raise OCIError(f"{what} has no digest")
+        digest = Digest(expect_str(data["digest"], f"{what} digest"))
+        if "size" not in data:
+            raise OCIError(f"{what} {digest} has no size")
+        size = expect_int(data["size"], f"{what} {digest} size", minimum=0)
+        annotations = expect_str_map(data.get("annotations", {}), f"{what} annotations")
+        urls = expect_str_list(data.get("urls", []), f"{what} urls")
+        for url in urls:
+            if not _URI.fullmatch(url):
+                raise OCIError(f"{what} {digest} has an invalid URL {url!r}")
+        platform = (
+            Platform.from_json(data["platform"]) if data.get("platform") is not None else None
+        )
+        artifact_type = ""
+        if "artifactType" in data:
+            artifact_type = check_media_type(data["artifactType"], f"{what} artifactType")
         blob: bytes | None = None
         if "data" in data:
-            if not isinstance(data["data"], str):
-                raise OCIError("descriptor data must be base64 text")
+            encoded = expect_str(data["data"], f"{what} data")
             try:
-                blob = base64.b64decode(data["data"], validate=True)
-            except ValueError as exc:
-                raise OCIError(f"descriptor {digest} has invalid base64 data") from exc
+                blob = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raise OCIError(f"{what} {digest} has invalid base64 data") from None
             if len(blob) != size or Digest.from_bytes(blob, digest.algorithm) != digest:
-                raise OCIError(f"descriptor {digest} embedded data does not match it")
+                raise OCIError(f"{what} {digest}: embedded data does not match its digest")
         return cls(
             media_type=media_type,
             digest=digest,
             size=size,
             annotations=annotations,
-            urls=tuple(urls),
+            urls=urls,
             platform=platform,
             artifact_type=artifact_type,
             data=blob,
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The descriptor as JSON, fields in the order Go's ocispec writes them."""
         out: dict[str, Any] = {
             "mediaType": self.media_type,
             "digest": str(self.digest),
@@ -102,7 +119,7 @@ class Descriptor:
         if self.urls:
             out["urls"] = list(self.urls)
         if self.annotations:
-            out["annotations"] = dict(self.annotations)
+            out["annotations"] = sorted_map(self.annotations)
         if self.data is not None:
             out["data"] = base64.b64encode(self.data).decode()
         if self.platform is not None:
@@ -112,17 +129,31 @@ class Descriptor:
         return out
 
     def with_annotations(self, annotations: Mapping[str, str]) -> Descriptor:
-        return Descriptor(
-            self.media_type,
-            self.digest,
-            self.size,
-            dict(annotations),
-            self.urls,
-            self.platform,
-            self.artifact_type,
-            self.data,
-        )
+        return dataclasses.replace(self, annotations=dict(annotations))
+
+    def with_annotation(self, key: str, value: str) -> Descriptor:
+        return dataclasses.replace(self, annotations={**self.annotations, key: value})
+
+    def with_platform(self, platform: Platform | None) -> Descriptor:
+        return dataclasses.replace(self, platform=platform)
+
+    def replace(self, **changes: Any) -> Descriptor:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def ref_name(self) -> str | None:
+        """The ``org.opencontainers.image.ref.name`` annotation (a tag in an OCI layout)."""
+        return self.annotations.get(ANNOTATION_REF_NAME)
+
+    def verify(self, data: bytes) -> None:
+        """Raise ``DigestMismatch`` unless ``data`` is exactly the content described."""
+        if len(data) != self.size:
+            raise DigestMismatch(f"{self.digest}: expected {self.size} bytes, got {len(data)}")
+        actual = Digest.from_bytes(data, self.digest.algorithm)
+        if actual != self.digest:
+            raise DigestMismatch(f"content does not match {self.digest} (got {actual})")
 
     @classmethod
-    def of_bytes(cls, media_type: str, data: bytes) -> Descriptor:
-        return cls(media_type, Digest.from_bytes(data), len(data))
+    def of_bytes(cls, media_type: str, data: bytes, **extra: Any) -> Descriptor:
+        """The descriptor of ``data`` (sha256), with optional extra fields."""
+        return cls(media_type, Digest.from_bytes(data), len(data), **extra)

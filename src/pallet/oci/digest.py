@@ -6,12 +6,17 @@ import hashlib
 import re
 from typing import Any
 
-from pallet.errors import InvalidDigest
+from pallet.errors import DigestMismatch, InvalidDigest
 
 _ENCODED = {
     "sha256": re.compile(r"[a-f0-9]{64}"),
     "sha512": re.compile(r"[a-f0-9]{128}"),
 }
+_HEX_LENGTH = {"sha256": 64, "sha512": 128}
+#: Algorithms pallet can verify. Others (``sha256+b64u``, ``multihash+base58``...) are legal
+#: grammar in the image spec but refused, as go-digest refuses them: content that cannot be
+#: verified must not be trusted.
+SUPPORTED_ALGORITHMS = frozenset(_ENCODED)
 # Grammar of the spec; registered algorithms are checked more tightly above.
 _GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 
@@ -35,7 +40,10 @@ class Digest(str):
         if pattern is None:
             raise InvalidDigest(f"unsupported digest algorithm {algorithm!r} in {value!r}")
         if not pattern.fullmatch(encoded):
-            raise InvalidDigest(f"invalid {algorithm} digest {value!r}")
+            raise InvalidDigest(
+                f"invalid {algorithm} digest {value!r}: expected "
+                f"{_HEX_LENGTH[algorithm]} lowercase hex characters"
+            )
         return super().__new__(cls, value)
 
     @property
@@ -60,6 +68,12 @@ class Digest(str):
     def hasher(self) -> Any:
         """A fresh hashlib object of this digest's algorithm."""
         return new_hasher(self.algorithm)
+
+    def verify(self, data: bytes) -> None:
+        """Raise ``DigestMismatch`` unless ``data`` hashes to this digest."""
+        actual = Digest.from_bytes(data, self.algorithm)
+        if actual != self:
+            raise DigestMismatch(f"content does not match {self} (got {actual})")
 
     def short(self, length: int = 12) -> str:
         """The encoded part cut to ``length`` characters, as Docker shows IDs."""

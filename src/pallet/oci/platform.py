@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform as _platform
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,33 @@ _MACHINE_TO_ARCH = {
 }
 
 
+_COMPONENT = re.compile(r"[a-z0-9_.-]+")
+_KNOWN_OS = frozenset(
+    {"linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos"}
+)
+_KNOWN_ARCH = frozenset(
+    {
+        "386",
+        "amd64",
+        "arm",
+        "arm64",
+        "ppc64",
+        "ppc64le",
+        "s390x",
+        "riscv64",
+        "mips64",
+        "mips64le",
+        "loong64",
+        "wasm",
+    }
+)
+# Newest first: a host with a newer variant also runs every older one.
+_VARIANT_LADDERS = {
+    "arm": ("v8", "v7", "v6", "v5"),
+    "amd64": ("v4", "v3", "v2", ""),
+}
+
+
 @dataclass(frozen=True)
 class Platform:
     os: str
@@ -33,14 +61,53 @@ class Platform:
 
     @classmethod
     def parse(cls, text: str) -> Platform:
-        """Parse ``os/arch[/variant]`` as docker's ``--platform`` does."""
+        """Parse ``os/arch[/variant]`` as docker's ``--platform`` does.
+
+        Like containerd, a lone OS (``linux``) means this machine's architecture and a
+        lone architecture (``arm64``) means Linux on it.
+        """
         parts = text.strip().lower().split("/")
-        if len(parts) < 2 or len(parts) > 3 or not all(parts):
+        if len(parts) > 3 or not all(parts) or not all(_COMPONENT.fullmatch(p) for p in parts):
             raise OCIError(f"invalid platform {text!r}: expected os/arch[/variant]")
+        if len(parts) == 1:
+            (word,) = parts
+            if word in _KNOWN_OS:
+                host = host_platform()
+                return cls(os=word, architecture=host.architecture, variant=host.variant)
+            arch, variant = normalize_arch(word)
+            if arch not in _KNOWN_ARCH:
+                raise OCIError(f"invalid platform {text!r}: unknown OS or architecture")
+            return cls(os="linux", architecture=arch, variant=variant)
         os_, arch = parts[0], parts[1]
         variant = parts[2] if len(parts) == 3 else ""
         arch, variant = normalize_arch(arch, variant)
         return cls(os=os_, architecture=arch, variant=variant)
+
+    def normalized(self) -> Platform:
+        """Lower-case OS and containerd's canonical architecture/variant names."""
+        arch, variant = normalize_arch(self.architecture, self.variant)
+        return Platform(self.os.lower(), arch, variant, self.os_version, self.os_features)
+
+    def rank(self, candidate: Platform) -> int | None:
+        """How well an image for ``candidate`` suits a host that wants ``self``.
+
+        0 is an exact match, higher numbers are older but compatible variants (arm/v6 on an
+        arm/v7 host, amd64 baseline on an amd64/v3 host), None is incompatible. This is the
+        order containerd's platform matcher prefers.
+        """
+        want, have = self.normalized(), candidate.normalized()
+        if want.os != have.os or want.architecture != have.architecture:
+            return None
+        if not want.variant and want.architecture not in _VARIANT_LADDERS:
+            # Nothing asked for: any variant runs, the plain one preferred.
+            return 0 if not have.variant else 1
+        ladder = _VARIANT_LADDERS.get(want.architecture)
+        if ladder is None or want.variant not in ladder:
+            return 0 if have.variant == want.variant else None
+        acceptable = ladder[ladder.index(want.variant) :]
+        if have.variant not in acceptable:
+            return None
+        return acceptable.index(have.variant)
 
     @classmethod
     def from_json(cls, data: Any) -> Platform:
