@@ -290,6 +290,7 @@ class FaultyProxy:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         server = self._loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", 0))
+        self._server = server
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
@@ -316,8 +317,9 @@ class FaultyProxy:
             armed = False
             try:
                 while data := await up_r.read(65536):
-                    if not armed and self.faults == 0 and count == 0:
-                        armed = self._big_response(data)
+                    if not armed and self.faults == 0 and data.startswith(b"HTTP/1."):
+                        # each response on a kept-alive connection is judged anew
+                        armed, count = self._big_response(data), 0
                     if armed and self.faults == 0 and count + len(data) > self.after:
                         cut = self.after - count
                         if self.mode == "cut":
@@ -349,9 +351,18 @@ class FaultyProxy:
                 return int(line.split(":", 1)[1]) > self.min_size
         return False
 
+    async def _shutdown(self) -> None:
+        self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
 
 
 # -- fixtures ----------------------------------------------------------------------

@@ -33,8 +33,7 @@ BACKOFF_MAX = 2.0
 MAX_ERROR_BODY = 64 << 10
 #: errors that mean the connection broke, worth a retry
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
-    aiohttp.ClientConnectionError,
-    aiohttp.ClientPayloadError,
+    aiohttp.ClientError,  # dropped connections, truncated or malformed responses
     asyncio.TimeoutError,
     ConnectionError,
 )
