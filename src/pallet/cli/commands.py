@@ -10,3 +10,6 @@ def register(group: click.Group) -> None:
     from pallet.cli.registry_cmd import registry
 
     group.add_command(registry)
+    from pallet.cli import transfer_cmd  # save, load, copy
+
+    transfer_cmd.register(group)

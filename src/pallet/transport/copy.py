@@ -14,16 +14,17 @@ from __future__ import annotations
 import io
 import json
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from pallet.errors import DigestMismatch, NotFound, OCIError, TransportError
+from pallet.errors import DigestMismatch, LayerError, NotFound, OCIError, TransportError
+from pallet.layer.commit import compress_stream
+from pallet.layer.compression import open_decompressed
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import Descriptor
-from pallet.oci.digest import Digest, new_hasher
+from pallet.oci.digest import Digest
 from pallet.oci.platform import Platform, host_platform
 from pallet.transport.base import ImageDestination, ImageSource, ManifestBlob
 
@@ -178,63 +179,6 @@ def _is_foreign(desc: Descriptor) -> bool:
     )
 
 
-@contextmanager
-def _decompressed(stream: BinaryIO, compression: str) -> Iterator[IO[bytes]]:
-    if compression == "none":
-        yield stream
-    elif compression == "gzip":
-        from isal import igzip
-
-        with igzip.IGzipFile(  # type: ignore[no-untyped-call]
-            fileobj=stream, mode="rb"
-        ) as f:
-            yield cast(IO[bytes], f)
-    else:
-        import zstandard
-
-        with zstandard.ZstdDecompressor().stream_reader(
-            stream, read_across_frames=True, closefd=False
-        ) as f:
-            yield cast(IO[bytes], f)
-
-
-@contextmanager
-def _compressing(out: IO[bytes], compression: str, level: int | None) -> Iterator[IO[bytes]]:
-    if compression == "none":
-        yield out
-    elif compression == "gzip":
-        from isal import igzip
-
-        with igzip.IGzipFile(  # type: ignore[no-untyped-call]
-            fileobj=out, mode="wb", compresslevel=2 if level is None else level, mtime=0
-        ) as f:
-            yield cast(IO[bytes], f)
-    else:
-        import zstandard
-
-        writer = zstandard.ZstdCompressor(level=3 if level is None else level).stream_writer(
-            out, closefd=False
-        )
-        with writer:
-            yield cast(IO[bytes], writer)
-
-
-class _HashingWriter:
-    def __init__(self, out: IO[bytes]) -> None:
-        self.out = out
-        self.hasher = new_hasher("sha256")
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.hasher.update(data)
-        self.size += len(data)
-        self.out.write(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self.out.flush()
-
-
 @dataclass
 class _Copier:
     src: ImageSource
@@ -361,34 +305,27 @@ class _Copier:
         self._note("copy", layer)
         scratch = getattr(self.dst, "scratch_dir", None)
         with tempfile.TemporaryFile(dir=scratch) as tmp:
-            out = _HashingWriter(tmp)
-            tar_hasher = new_hasher("sha256")
             with self.src.open_blob(layer) as stream:
                 reader = VerifyingReader(stream, layer)
-                source = mt.layer_compression(layer.media_type)
-                with (
-                    _decompressed(reader.as_stream(), source) as plain,
-                    _compressing(cast(IO[bytes], out), target, self.compression_level) as sink,
-                ):
-                    try:
-                        while chunk := plain.read(CHUNK):
-                            tar_hasher.update(chunk)
-                            sink.write(chunk)
-                    except (OSError, EOFError, ValueError) as exc:
-                        raise TransportError(
-                            f"layer {layer.digest}: cannot decompress ({source}): {exc}"
-                        ) from None
+                try:
+                    info = compress_stream(
+                        open_decompressed(reader.as_stream()),
+                        cast(BinaryIO, tmp),
+                        compression=target,
+                        level=self.compression_level,
+                    )
+                except LayerError as exc:
+                    raise TransportError(f"layer {layer.digest}: {exc}") from None
                 reader.finish()
-            got_diff = Digest.from_hasher(tar_hasher)
-            if diff_id is not None and got_diff != diff_id:
+            if diff_id is not None and info.diff_id != diff_id:
                 raise DigestMismatch(
-                    f"layer {layer.digest}: uncompressed content hashes to {got_diff}, "
+                    f"layer {layer.digest}: uncompressed content hashes to {info.diff_id}, "
                     f"config says {diff_id}"
                 )
             new = Descriptor(
                 _layer_media_type(layer.media_type, target, oci),
-                Digest.from_hasher(out.hasher),
-                out.size,
+                info.digest,
+                info.size,
                 layer.annotations,
             )
             if not self.dst.has_blob(new):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pallet.errors import NotFound, OCIError, TransportError
+from pallet.layer.compression import detect
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
@@ -46,7 +47,6 @@ from pallet.transport.oci_archive import ArchiveIndex, ArchiveOutput, TarWriter
 MANIFEST_FILE = "manifest.json"
 REPOSITORIES_FILE = "repositories"
 _BLOB_PATH = re.compile(r"blobs/sha256/([a-f0-9]{64})")
-_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd"}
 _LAYER_TYPE = {"none": mt.OCI_LAYER, "gzip": mt.OCI_LAYER_GZIP, "zstd": mt.OCI_LAYER_ZSTD}
 
 
@@ -165,7 +165,7 @@ class DockerArchiveSource:
         except NotFound:
             raise TransportError(f"{self.describe()}: layer {path} is missing") from None
         size = member.size
-        compression = _MAGIC.get(head[:2]) or _MAGIC.get(head) or "none"
+        compression = detect(head)
         named = _BLOB_PATH.fullmatch(member.name)
         if named:
             digest = Digest(f"sha256:{named.group(1)}")

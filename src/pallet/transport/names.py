@@ -7,12 +7,11 @@ path ends at the first ``:`` after the transport name; the rest is the reference
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pallet.errors import InvalidArgument, PalletError, TransportError
+from pallet.errors import InvalidArgument, PalletError
+from pallet.oci.reference import Reference
 from pallet.transport.base import ImageDestination, ImageSource
 from pallet.transport.docker_archive import (
     DockerArchive,
@@ -71,50 +70,33 @@ def parse_spec(text: str) -> TransportSpec:
 
 def normalize_name(name: str) -> str:
     """The full reference ``name`` stands for (``busybox`` ->
-    ``docker.io/library/busybox:latest``); ``name`` itself if it is not a reference."""
-    try:
-        return str(_reference().Reference.parse(name))
-    except PalletError:
-        return name
+    ``docker.io/library/busybox:latest``); InvalidReference if it is not one."""
+    return str(Reference.parse(name))
 
 
 def familiar_name(name: str) -> str:
     """The short form Docker shows and writes in ``RepoTags`` (``busybox:latest``)."""
-    try:
-        return str(_reference().Reference.parse(name).familiar())
-    except PalletError:
-        return name
+    return Reference.parse(name).familiar()
 
 
 def same_name(a: str, b: str) -> bool:
-    return normalize_name(a) == normalize_name(b)
-
-
-def _reference() -> Any:
-    # pallet.oci.reference is imported by name so this module works (with plain string
-    # comparison) in a checkout where it is still missing.
-    return importlib.import_module("pallet.oci.reference")
-
-
-def _registry() -> Any:
+    """Whether two names mean the same image (plain comparison if one is no reference)."""
     try:
-        return importlib.import_module("pallet.transport.registry")
-    except ImportError as exc:
-        raise TransportError(f"the docker:// transport is not available: {exc}") from None
-
-
-def _store() -> Any:
-    return importlib.import_module("pallet.transport.store")
+        return normalize_name(a) == normalize_name(b)
+    except PalletError:
+        return a == b
 
 
 def open_source(spec: TransportSpec, store_root: Path) -> ImageSource:
     """The image ``spec`` names, ready to be read (close it when done)."""
     if spec.transport == "docker":
-        source: ImageSource = _registry().open_source(spec.ref)
-        return source
+        from pallet.transport import registry  # imported on use: it brings in aiohttp
+
+        return registry.open_source(str(spec.ref))
     if spec.transport == "pallet":
-        store_source: ImageSource = _store().StoreSource.open(store_root, spec.ref)
-        return store_source
+        from pallet.transport.store import StoreSource  # store.py imports this module
+
+        return StoreSource.open(store_root, spec.ref)
     path = Path(spec.path)
     if spec.transport == "oci":
         return LayoutSource.open(DirFiles(path), spec.ref, str(spec))
@@ -132,11 +114,13 @@ def open_destination(spec: TransportSpec, store_root: Path) -> ImageDestination:
     """Where ``spec`` says to write an image. Archive destinations are complete when the
     image is committed; closing one that was never committed removes the partial file."""
     if spec.transport == "docker":
-        dest: ImageDestination = _registry().open_destination(spec.ref)
-        return dest
+        from pallet.transport import registry
+
+        return registry.open_destination(str(spec.ref))
     if spec.transport == "pallet":
-        store_dest: ImageDestination = _store().StoreDestination.open(store_root, spec.ref)
-        return store_dest
+        from pallet.transport.store import StoreDestination
+
+        return StoreDestination.open(store_root, spec.ref)
     path = Path(spec.path)
     if spec.transport == "oci":
         return LayoutDestination(path, spec.ref)

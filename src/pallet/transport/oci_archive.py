@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from pallet.errors import NotFound, TransportError
+from pallet.errors import LayerError, NotFound, TransportError
+from pallet.layer.compression import detect, open_decompressed
 from pallet.oci.descriptor import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor
 from pallet.transport.base import ManifestBlob
 from pallet.transport.copy import VerifyingReader
@@ -37,8 +38,6 @@ from pallet.transport.layout import (
     index_json,
 )
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _MAX_LINK_HOPS = 16
 
 
@@ -79,9 +78,9 @@ class ArchiveIndex:
         except OSError as exc:
             raise TransportError(f"{path}: {exc.strerror}") from exc
         with f:
-            magic = f.read(4)
+            compressed = detect(f.read(4)) != "none"
             f.seek(0)
-            if magic[:2] == _GZIP_MAGIC or magic == _ZSTD_MAGIC:
+            if compressed:
                 return cls.from_stream(cast(BinaryIO, f), str(path))
             return cls(os.dup(f.fileno()), str(path))
 
@@ -90,27 +89,10 @@ class ArchiveIndex:
         """Index an archive read from a stream (a pipe), spooled to a temporary file."""
         spool = tempfile.TemporaryFile()  # noqa: SIM115 (owned by the index)
         try:
-            head = stream.read(4)
-            source: IO[bytes] = cast(IO[bytes], _Prefixed(head, stream))
-            if head[:2] == _GZIP_MAGIC:
-                from isal import igzip
-
-                source = cast(
-                    IO[bytes],
-                    igzip.IGzipFile(  # type: ignore[no-untyped-call]
-                        fileobj=source, mode="rb"
-                    ),
-                )
-            elif head == _ZSTD_MAGIC:
-                import zstandard
-
-                source = cast(
-                    IO[bytes],
-                    zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True),
-                )
+            source = open_decompressed(stream)
             try:
                 shutil.copyfileobj(source, spool, 1 << 20)
-            except (OSError, EOFError, ValueError) as exc:
+            except LayerError as exc:
                 raise TransportError(f"{label}: cannot decompress archive: {exc}") from None
             spool.flush()
             return cls(spool.fileno(), label, spool)
@@ -190,27 +172,6 @@ class ArchiveIndex:
         elif self._fd >= 0:
             os.close(self._fd)
         self._fd = -1
-
-
-class _Prefixed(io.RawIOBase):
-    """A stream with bytes already read from it put back in front."""
-
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(buf), len(self._head))
-            buf[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
 
 
 class _MemberReader(io.RawIOBase):

@@ -1,0 +1,194 @@
+"""The local store as a copy end: round trips through every local transport keep the
+image ID; a failed load or save leaves the store (and the output path) as they were."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pallet.errors import DigestMismatch, PalletError, TransportError
+from pallet.transport.copy import copy, parse_image_manifest
+from pallet.transport.names import open_destination, open_source, parse_spec
+from pallet.transport.oci_archive import ArchiveIndex
+from pallet.transport.store import StoreSource, load_archive, save_images
+
+LOCAL = ["oci", "oci-archive", "docker-archive", "pallet"]
+
+
+def transfer(src: str, dst: str, root: Path, **kwargs):
+    source = open_source(parse_spec(src), root)
+    try:
+        destination = open_destination(parse_spec(dst), root)
+        try:
+            return copy(source, destination, **kwargs)
+        finally:
+            destination.close()
+    finally:
+        source.close()
+
+
+def spec_for(transport: str, base: Path, name: str) -> str:
+    if transport == "pallet":
+        return f"pallet:{name}"
+    path = base / (name.replace(":", "-") + ("" if transport == "oci" else ".tar"))
+    return f"{transport}:{path}:{name}"
+
+
+def image_of(spec: str, root: Path) -> tuple[bytes, list[str]]:
+    """The config bytes and layer diff_ids of the image ``spec`` names."""
+    source = open_source(parse_spec(spec), root)
+    try:
+        manifest = parse_image_manifest(source.get_manifest())
+        with source.open_blob(manifest.config) as f:
+            config = f.read()
+    finally:
+        source.close()
+    return config, json.loads(config)["rootfs"]["diff_ids"]
+
+
+def store_state(root: Path) -> tuple[str, set[str]]:
+    index = root / "index.json"
+    blobs = {str(p.relative_to(root)) for p in (root / "blobs").rglob("*") if p.is_file()}
+    return (index.read_text() if index.exists() else ""), blobs
+
+
+@pytest.mark.parametrize("first", LOCAL)
+@pytest.mark.parametrize("second", LOCAL)
+def test_copy_between_every_pair_keeps_the_image(first, second, tiny_layout, tmp_path) -> None:
+    layout, image = tiny_layout("v1")
+    root = tmp_path / "store"
+    a = spec_for(first, tmp_path / "a", "one:1")
+    b = spec_for(second, tmp_path / "b", "two:1")
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    transfer(f"oci:{layout}:v1", a, root)
+    transfer(a, b, root)
+    config, diff_ids = image_of(b, root)
+    assert config == image.config  # same bytes, so the same image ID
+    assert diff_ids == image.diff_ids
+
+
+def test_docker_archive_round_trip_through_the_store(tiny_layout, tmp_path) -> None:
+    layout, image = tiny_layout("v1")
+    root = tmp_path / "store"
+    transfer(f"oci:{layout}:v1", "pallet:tiny:1", root)
+    archive = tmp_path / "saved.tar"
+    save_images(root, ["tiny:1"], archive, "docker-archive")
+    fresh = tmp_path / "fresh"
+    index = ArchiveIndex.open_path(archive)
+    (loaded,) = load_archive(fresh, index)
+    index.close()
+    assert loaded.names == ("docker.io/library/tiny:1",)
+    assert loaded.image_id == image.image_id
+    source = StoreSource.open(fresh, "tiny:1")
+    manifest = parse_image_manifest(source.get_manifest())
+    assert manifest.config.digest == image.image_id
+    # layers come back gzip-compressed, holding the same tars
+    assert all(d.media_type.endswith("gzip") for d in manifest.layers)
+
+
+def test_oci_archive_round_trip_keeps_the_manifest_digest(tiny_layout, tmp_path) -> None:
+    layout, image = tiny_layout("v1")
+    root = tmp_path / "store"
+    transfer(f"oci:{layout}:v1", "pallet:tiny:1", root)
+    archive = tmp_path / "saved.tar"
+    save_images(root, ["tiny:1"], archive, "oci-archive")
+    fresh = tmp_path / "fresh"
+    index = ArchiveIndex.open_path(archive)
+    (loaded,) = load_archive(fresh, index)
+    index.close()
+    assert loaded.names == ("docker.io/library/tiny:1",)
+    assert StoreSource.open(fresh, "tiny:1").get_manifest().raw == image.manifest
+
+
+def _corrupt_second_image(tiny_layout, tmp_path) -> Path:
+    """A docker-archive of two images whose second image has a corrupt layer."""
+    root = tmp_path / "store"
+    for tag in ("a", "b"):
+        layout, _ = tiny_layout("v1", tag=tag)
+        transfer(f"oci:{layout}:v1", f"pallet:{tag}:1", root)
+    good = tmp_path / "good.tar"
+    save_images(root, ["a:1", "b:1"], good, "docker-archive")
+    bad = tmp_path / "bad.tar"
+    with tarfile.open(good) as tin, tarfile.open(bad, "w") as tout:
+        entries = json.load(tin.extractfile("manifest.json"))
+        victim = entries[1]["Layers"][-1]
+        for info in tin:
+            data = tin.extractfile(info).read() if info.isfile() else None
+            if info.name == victim:
+                data = data[:-600] + b"\xff" * 600
+            tout.addfile(info, None if data is None else io.BytesIO(data))
+    return bad
+
+
+def test_failed_load_leaves_the_store_as_it_was(tiny_layout, tmp_path) -> None:
+    bad = _corrupt_second_image(tiny_layout, tmp_path)
+    target = tmp_path / "target"
+    layout, _ = tiny_layout("v1", tag="already")
+    transfer(f"oci:{layout}:v1", "pallet:already:1", target)
+    before = store_state(target)
+    index = ArchiveIndex.open_path(bad)
+    with pytest.raises(DigestMismatch):
+        load_archive(target, index)
+    index.close()
+    assert store_state(target) == before
+
+
+@pytest.mark.parametrize("keep", [0.2, 0.5, 0.9])
+def test_truncated_archive_leaves_the_store_as_it_was(tiny_layout, tmp_path, keep: float) -> None:
+    root = tmp_path / "store"
+    layout, _ = tiny_layout("v1")
+    transfer(f"oci:{layout}:v1", "pallet:tiny:1", root)
+    archive = tmp_path / "saved.tar"
+    save_images(root, ["tiny:1"], archive, "docker-archive")
+    data = archive.read_bytes()
+    archive.write_bytes(data[: int(len(data) * keep)])
+    target = tmp_path / "target"
+    layout2, _ = tiny_layout("v1", tag="other")
+    transfer(f"oci:{layout2}:v1", "pallet:other:1", target)
+    before = store_state(target)
+    with pytest.raises(PalletError):
+        index = ArchiveIndex.open_path(archive)
+        try:
+            load_archive(target, index)
+        finally:
+            index.close()
+    assert store_state(target) == before
+
+
+def test_interrupted_save_leaves_no_file(tiny_layout, tmp_path, monkeypatch) -> None:
+    root = tmp_path / "store"
+    layout, _ = tiny_layout("v1")
+    transfer(f"oci:{layout}:v1", "pallet:tiny:1", root)
+    out = tmp_path / "out" / "saved.tar"
+    out.parent.mkdir()
+    opened = []
+    real_open_blob = StoreSource.open_blob
+
+    def interrupting(self, desc):
+        opened.append(desc)
+        if len(opened) == 2:
+            raise KeyboardInterrupt
+        return real_open_blob(self, desc)
+
+    monkeypatch.setattr(StoreSource, "open_blob", interrupting)
+    for fmt in ("docker-archive", "oci-archive"):
+        opened.clear()
+        with pytest.raises(KeyboardInterrupt):
+            save_images(root, ["tiny:1"], out, fmt)
+        assert list(out.parent.iterdir()) == []
+
+
+def test_unknown_archive_is_refused(tmp_path) -> None:
+    path = tmp_path / "x.tar"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        tar.addfile(info, io.BytesIO(b""))
+    index = ArchiveIndex.open_path(path)
+    with pytest.raises(TransportError, match="not a docker-archive or an OCI archive"):
+        load_archive(tmp_path / "store", index)
+    index.close()
