@@ -413,3 +413,22 @@ def test_catalog_with_pagination(client):
     assert page.header("Link") == '</v2/_catalog?n=2&last=beta%2Fone>; rel="next"'
     rest = client.request("GET", "/v2/_catalog?n=2&last=beta%2Fone").json()["repositories"]
     assert rest == repos[2:]
+
+
+def test_accept_given_on_several_header_lines(client):
+    """Go clients (the OCI conformance suite) send one Accept line per media type."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    digest = client.push_image(REPO, "multi-accept", [b"x"])
+    parts = urlsplit(client.base)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    conn.putrequest("GET", f"/v2/{REPO}/manifests/multi-accept")
+    conn.putheader("Accept", OCI_INDEX)
+    conn.putheader("Accept", OCI_MANIFEST)
+    conn.endheaders()
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    assert resp.status == 200
+    assert resp.headers["Docker-Content-Digest"] == digest

@@ -57,7 +57,8 @@ async def get_manifest(
     state: RegistryState, request: web.Request, name: str, ref: str, caller: Caller
 ) -> web.StreamResponse:
     entry = state.cache.get(name, ref) or _load(state, name, ref)
-    accept = request.headers.get("Accept", "")
+    # Clients may send several Accept lines (Go's Header.Add): all of them count.
+    accept = ",".join(request.headers.getall("Accept", ()))
     if accept and not _acceptable(accept, entry.media_type):
         raise ApiError(
             "MANIFEST_UNKNOWN",
