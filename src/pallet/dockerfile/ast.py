@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pallet.dockerfile.gostrings import lower
+from pallet.dockerfile.heredoc import chomp
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,7 @@ class Heredoc:
 
     def body(self) -> str:
         """The content as the instruction uses it (leading tabs removed for ``<<-``)."""
-        if not self.chomp:
-            return self.content
-        return "".join(line.lstrip("\t") for line in self.content.splitlines(keepends=True))
+        return chomp(self.content) if self.chomp else self.content
 
 
 @dataclass(frozen=True)

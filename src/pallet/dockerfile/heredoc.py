@@ -53,7 +53,7 @@ def parse_heredoc(word: str) -> HeredocWord | None:
     if m is None:
         return None
     digits, dash, rest = m.groups()
-    fd = min(int(digits), _MAX_UINT64) if digits else 0
+    fd = _saturating_uint(digits)
     if not rest:
         return None
     words = process_words(rest, raw_quotes=False, raw_escapes=False)
@@ -68,6 +68,14 @@ def parse_heredoc(word: str) -> HeredocWord | None:
     return HeredocWord(
         name=word, file_descriptor=fd, expand=quotes == raw_quotes, chomp=dash == "-"
     )
+
+
+def _saturating_uint(digits: str) -> int:
+    """strconv.ParseUint with its error ignored: empty gives 0, overflow saturates."""
+    significant = digits.lstrip("0")
+    if len(significant) > 20:
+        return _MAX_UINT64
+    return min(int(significant or "0"), _MAX_UINT64)
 
 
 def heredocs_from_line(line: str) -> list[HeredocWord]:
