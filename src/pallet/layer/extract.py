@@ -205,7 +205,7 @@ class _Extractor:
                 raise UnsafeLayer(f"{what}: xattr {key!r} is reserved for overlayfs")
         base = parts[-1]
         if base.startswith(WHITEOUT_PREFIX):
-            self._whiteout(parts, what)
+            self._whiteout(member, parts, what)
             return
         parent = self._parent(parts, what)
         kind = member.type
@@ -299,7 +299,7 @@ class _Extractor:
 
     # -- whiteouts ---------------------------------------------------------------------
 
-    def _whiteout(self, parts: _Parts, what: str) -> None:
+    def _whiteout(self, member: Member, parts: _Parts, what: str) -> None:
         base = parts[-1]
         dirparts = parts[:-1]
         if base == OPAQUE_MARKER:
@@ -311,7 +311,7 @@ class _Extractor:
         if name in ("", ".", ".."):
             raise UnsafeLayer(f"{what}: invalid whiteout")
         if self._overlay:
-            self._overlay_whiteout(dirparts, name, what)
+            self._overlay_whiteout(member, dirparts, name, what)
             return
         hidden = (*dirparts, name)
         if hidden in self._unpacked:
@@ -325,7 +325,7 @@ class _Extractor:
         finally:
             os.close(parent)
 
-    def _overlay_whiteout(self, dirparts: _Parts, name: str, what: str) -> None:
+    def _overlay_whiteout(self, member: Member, dirparts: _Parts, name: str, what: str) -> None:
         parent = self._parent((*dirparts, name), what)
         try:
             st = os.stat(name, dir_fd=parent, follow_symlinks=False)
@@ -341,6 +341,9 @@ class _Extractor:
                 "(extract with whiteouts='apply' instead)"
             )
         os.mknod(name, stat.S_IFCHR, os.makedev(0, 0), dir_fd=parent)
+        # owner and mtime come back out when the snapshot is written as a tar again
+        self._chown(member, fd=None, parent=parent, name=name)
+        self._times(member, fd=None, parent=parent, name=name)
 
     def _opaque(self, dirparts: _Parts, what: str) -> None:
         fd = self._open_dir(dirparts, what, create=True)
