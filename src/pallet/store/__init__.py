@@ -3,6 +3,7 @@
 from pallet.store.blobs import BlobWriter
 from pallet.store.check import CheckReport, Problem
 from pallet.store.gc import GCReport
+from pallet.store.images import StoredImage
 from pallet.store.leases import Lease
 from pallet.store.refs import IndexEntry
 from pallet.store.snapshots import SnapshotInfo, SnapshotStore
@@ -18,4 +19,5 @@ __all__ = [
     "SnapshotInfo",
     "SnapshotStore",
     "Store",
+    "StoredImage",
 ]

@@ -16,9 +16,9 @@ from typing import Any
 
 from pallet.errors import PalletError
 from pallet.oci import mediatypes as mt
+from pallet.oci.chainid import chain_ids
 from pallet.oci.digest import Digest
 from pallet.store.blobs import BlobStore
-from pallet.store.chains import chain_ids_of
 
 #: manifests, indexes and configs are small; a bigger "manifest" is not walked
 MAX_WALKED_SIZE = 16 << 20
@@ -105,7 +105,7 @@ def mark(blobs: BlobStore, roots: Iterable[Digest], *, snapshots: bool = True) -
                 if snapshots:
                     ids = _diff_ids(_read_json(blobs, d, found))
                     if ids:
-                        found.snapshots.update(chain_ids_of(ids))
+                        found.snapshots.update(chain_ids(ids))
     return found
 
 

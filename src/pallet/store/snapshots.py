@@ -23,11 +23,12 @@ from pathlib import Path
 
 from pallet.errors import DigestMismatch, NotFound, PalletError, StoreError
 from pallet.layer.compression import open_decompressed
+from pallet.layer.extract import extract_layer
+from pallet.oci.chainid import chain_ids as compute_chain_ids
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
 from pallet.store import apply, overlay
 from pallet.store.blobs import BlobStore
-from pallet.store.chains import chain_ids_of
 from pallet.store.fsutil import atomic_write, fsync_dir, remove_tree
 from pallet.store.locks import is_in_use, lock_fd
 from pallet.store.treehash import tree_digest
@@ -170,7 +171,7 @@ class SnapshotStore:
         """Publish a :meth:`workspace` whose ``fs`` holds a layer's tree in overlay form
         (e.g. a build step's upper dir); returns its chain ID. No copy: a rename."""
         diff_id = Digest(diff_id)
-        chain_id = chain_ids_of([parent, diff_id])[1] if parent else diff_id
+        chain_id = compute_chain_ids([parent, diff_id])[1] if parent else diff_id
         info = SnapshotInfo(chain_id, diff_id, parent, tree_digest(work / FS_DIR))
         self._publish(work, info)
         return chain_id
@@ -178,9 +179,6 @@ class SnapshotStore:
     def _extract(
         self, layer: Descriptor, diff_id: Digest, chain_id: Digest, parent: Digest | None
     ) -> None:
-        # TODO(store): top-level import once pallet.layer.extract has landed
-        from pallet.layer.extract import extract_layer  # type: ignore[import-not-found]
-
         with self.workspace() as work:
             with self._blobs.open(layer.digest) as raw, open_decompressed(raw) as tar:
                 result = extract_layer(tar, work / FS_DIR, whiteouts="overlay")
@@ -201,7 +199,7 @@ class SnapshotStore:
             raise StoreError(
                 f"image has {len(layers)} layers but its config lists {len(diff_ids)} diff IDs"
             )
-        chain = chain_ids_of(list(diff_ids))
+        chain = compute_chain_ids(list(diff_ids))
         paths = []
         parent: Digest | None = None
         for layer, diff_id, chain_id in zip(layers, diff_ids, chain, strict=True):

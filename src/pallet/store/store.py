@@ -20,14 +20,18 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
-from pallet.errors import StoreError
+from pallet.errors import NotFound, StoreError
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
+from pallet.oci.manifest import Manifest
+from pallet.oci.platform import Platform
+from pallet.store import images
 from pallet.store.blobs import DEFAULT_MAX_READ, BlobStore, BlobWriter
 from pallet.store.check import CheckReport, run_check
 from pallet.store.fsutil import atomic_write
 from pallet.store.gc import GCReport, collect
+from pallet.store.images import StoredImage
 from pallet.store.leases import Lease, LeaseManager
 from pallet.store.locks import FileLock
 from pallet.store.refs import IndexEntry, IndexFile
@@ -147,8 +151,29 @@ class Store:
         return self._index.entries()
 
     def resolve(self, name: str) -> Descriptor:
-        """The image tagged with exactly ``name`` (a full normalized reference)."""
-        return self._index.resolve(name)
+        """The index entry tagged exactly ``name`` (a full normalized reference); failing
+        that, what :meth:`find` makes of it (familiar name, digest, image ID)."""
+        try:
+            return self._index.resolve(name)
+        except NotFound:
+            return self.find(name)
+
+    def find(self, name_or_id: str) -> Descriptor:
+        """The index entry for a full or familiar reference, a manifest digest, an image
+        ID or a unique prefix of one (docker's rules); NotFound or Conflict (ambiguous)."""
+        return images.find_entry(self._blobs.read, self._index.entries(), name_or_id).descriptor
+
+    def load_manifest(self, desc: Descriptor) -> Manifest:
+        """The image manifest ``desc`` names (an index: its host-platform child)."""
+        return images.load_manifest(
+            self._blobs.read, images.platform_manifest(self._blobs.read, desc)
+        )
+
+    def image(self, name_or_id: str, platform: Platform | None = None) -> StoredImage:
+        """An image with its manifest and config, found as :meth:`find` finds it."""
+        entries = self._index.entries()
+        entry = images.find_entry(self._blobs.read, entries, name_or_id)
+        return images.stored_image(self._blobs.read, entries, entry, platform)
 
     def tag(self, name: str, desc: Descriptor) -> None:
         self._index.tag(name, desc)
