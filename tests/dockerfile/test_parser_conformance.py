@@ -232,7 +232,7 @@ def test_directives_parse_all(case: dict[str, Any]) -> None:
 
 def _directive_text(case: dict[str, Any]) -> str:
     prefix = bytes.fromhex(case.get("text_hex_prefix", "")).decode()
-    return prefix + case["text"]
+    return prefix + str(case["text"])
 
 
 def _check_found(found: Any, case: dict[str, Any]) -> None:
