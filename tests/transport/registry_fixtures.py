@@ -453,10 +453,13 @@ class Image:
 
 
 def make_image(layer_sizes: tuple[int, ...] = (1000, 300_000), arch: str | None = None) -> Image:
-    """An image whose layers are random bytes (transfers never look inside them)."""
+    """An image whose layers are gzip streams of random bytes (incompressible, and real
+    gzip so peers that sniff compression leave them as they are)."""
+    import gzip
+
     from pallet.oci.platform import host_platform
 
-    layers = tuple(os.urandom(n) for n in layer_sizes)
+    layers = tuple(gzip.compress(os.urandom(n), compresslevel=1, mtime=0) for n in layer_sizes)
     config = json.dumps(
         {
             "architecture": arch or host_platform().architecture,

@@ -13,3 +13,6 @@ def register(group: click.Group) -> None:
     from pallet.cli import transfer_cmd  # save, load, copy
 
     transfer_cmd.register(group)
+    from pallet.cli import registry_client_cmd  # pull, push, login, logout
+
+    registry_client_cmd.register(group)

@@ -101,6 +101,8 @@ class Authenticator:
         self.challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], _Token] = {}
         self._refresh_token: str | None = None
+        #: ask the token server for a refresh token too (what ``login`` stores)
+        self.offline = False
 
     @property
     def credentials(self) -> Credentials:
@@ -169,6 +171,8 @@ class Authenticator:
             if creds.username:
                 headers["Authorization"] = basic_header(creds)
                 query += [("account", creds.username)]
+                if self.offline:
+                    query += [("offline_token", "true"), ("client_id", CLIENT_ID)]
             url = realm + ("&" if "?" in realm else "?") + urlencode(query)
             reply = await fetch("GET", url, headers, None)
         return self._parse_token(reply)
