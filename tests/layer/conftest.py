@@ -41,6 +41,7 @@ def tree_state(root: Path) -> dict[str, tuple[Any, ...]]:
     state: dict[str, tuple[Any, ...]] = {}
     inodes: dict[tuple[int, int], str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()  # a fixed walk order, so "first path of an inode" is stable
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
@@ -74,16 +75,16 @@ def tree_state(root: Path) -> dict[str, tuple[Any, ...]]:
     return state
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_tar() -> Callable[..., bytes]:
     return build_tar
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tar_member() -> Callable[..., tarfile.TarInfo]:
     return member
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def snapshot_tree() -> Callable[[Path], dict[str, tuple[Any, ...]]]:
     return tree_state
