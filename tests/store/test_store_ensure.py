@@ -4,7 +4,12 @@ ID, never visible half-done; the stack mounts as the image's filesystem."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +129,54 @@ def test_a_leased_image_keeps_its_snapshots_through_gc(store: Store, kit: Any) -
         chain = store.snapshots.chain_ids()
         assert store.gc().removed_snapshots == ()
     assert sorted(store.gc().removed_snapshots) == sorted(chain)
+
+
+def test_concurrent_ensures_of_one_image_agree(store: Store, kit: Any) -> None:
+    image = two_layer_image(kit)
+    kit.put_image(store, image)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(
+                lambda _: store.snapshots.ensure(image.layer_descriptors, image.diff_ids), range(4)
+            )
+        )
+    assert all(r == results[0] for r in results)
+    assert sorted(p.name for p in (store.root / "snapshots").iterdir()) == sorted(
+        p.parent.name for p in results[0]
+    )
+    assert store.check().ok
+
+
+_CRASHING_BUILDER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from pallet.store import Store
+
+    store = Store.open(Path(sys.argv[1]))
+    with store.snapshots.workspace() as work:
+        (work / "fs" / "half-extracted").write_text("partial")
+        print(work, flush=True)
+        sys.stdin.read()  # wait to be killed
+    """
+)
+
+
+def test_a_builder_killed_midway_leaves_nothing_visible(store: Store) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_BUILDER, str(store.root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    work = Path(child.stdout.readline().strip())
+    assert (work / "fs" / "half-extracted").exists()
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdin.close()
+    child.stdout.close()
+    assert store.snapshots.chain_ids() == []
+    assert store.check().ok
+    assert store.gc().removed_leftovers == (work,)
+    assert list((store.root / "snapshots").iterdir()) == []

@@ -89,3 +89,14 @@ def test_a_multi_platform_entry_gives_the_host_image(store: Store, kit: Any) -> 
     assert found.index is not None and found.index.digest == index_desc.digest
     assert found.names == (BUSYBOX,)
     assert store.load_manifest(index_desc).config.digest == native.config_digest
+
+
+def test_a_multi_platform_entry_without_the_host_image_says_so(store: Store, kit: Any) -> None:
+    host = host_platform()
+    absent = kit.simple_image("not pulled")
+    child = {**absent.descriptor.to_json(), "platform": host.to_json()}
+    index = json.dumps({"schemaVersion": 2, "mediaType": kit.OCI_INDEX, "manifests": [child]})
+    raw = index.encode()
+    store.tag(BUSYBOX, Descriptor(kit.OCI_INDEX, store.write_blob(raw), len(raw)))
+    with pytest.raises(NotFound, match=f"busybox:latest has no {host} manifest"):
+        store.image("busybox")

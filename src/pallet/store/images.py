@@ -157,7 +157,15 @@ def stored_image(
 ) -> StoredImage:
     top = entry.descriptor
     desc = platform_manifest(read, top, platform)
-    manifest = load_manifest(read, desc)
+    try:
+        manifest = load_manifest(read, desc)
+    except NotFound:
+        if desc.digest == top.digest:
+            raise
+        want = platform or host_platform()
+        raise NotFound(
+            f"image {entry.name or top.digest} has no {want} manifest in the store ({desc.digest})"
+        ) from None
     config = load_config(read, manifest)
     index = top if desc.digest != top.digest else None
     return StoredImage(desc, manifest, config, _names_of(entries, top.digest), index)
