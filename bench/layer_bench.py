@@ -1,0 +1,178 @@
+"""Layer engine throughput on a 1 GiB incompressible tree, next to the machine's limits.
+
+Usage: .venv/bin/python bench/layer_bench.py [SIZE_MIB]
+
+Rows, all measured in the same run on the same bytes (page cache warm):
+  commit gzip-1     commit_layer, ISA-L gzip level 1 + sha256 of both streams (child process)
+  commit zstd-3     commit_layer, zstd level 3 (child process)
+  extract gzip-1    open_decompressed + extract_layer of that gzip blob (child process)
+  zlib gzip-1       stdlib zlib level 1 (gzip container) alone, one thread, on 256 MiB
+  sha256sum         coreutils sha256sum of the tree's files: one core's hashing limit
+  cat               cat > /dev/null of the tree's files: the read limit
+rss_mb is the child's peak RSS (ru_maxrss).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+FILE_MIB = 64
+_CHILD = r"""
+import io, json, os, resource, sys, time
+from pathlib import Path
+from pallet.layer.commit import commit_layer
+from pallet.layer.compression import open_decompressed
+from pallet.layer.extract import extract_layer
+
+op, root, blob = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+start = time.perf_counter()
+if op == "extract":
+    dest = Path(sys.argv[4])
+    with open(blob, "rb") as raw, open_decompressed(raw) as tar:
+        result = extract_layer(tar, dest, whiteouts="apply")
+    size = result.size
+else:
+    kind, level = op.split("-")
+    with open(blob, "wb") as out:
+        info = commit_layer(root, out, compression=kind, level=int(level))
+    size = info.uncompressed_size
+seconds = time.perf_counter() - start
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "bytes": size, "rss_mb": rss}))
+"""
+
+
+def _row(
+    name: str, nbytes: int, seconds: float, rss_mb: float | None, note: str
+) -> dict[str, object]:
+    return {
+        "name": name,
+        "MB/s": round(nbytes / seconds / 1e6, 1),
+        "seconds": round(seconds, 2),
+        "rss_mb": None if rss_mb is None else round(rss_mb, 1),
+        "note": note,
+    }
+
+
+def _make_tree(root: Path, size_mib: int) -> list[Path]:
+    files = []
+    left = size_mib
+    i = 0
+    while left > 0:
+        mib = min(FILE_MIB, left)
+        path = root / f"d{i % 4}" / f"blob{i:03d}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            for _ in range(mib):
+                f.write(os.urandom(1 << 20))
+        files.append(path)
+        left -= mib
+        i += 1
+    return files
+
+
+def _child(args: list[str]) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args], capture_output=True, text=True, check=True
+    )
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+def _timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    with open(os.devnull, "wb") as sink:
+        subprocess.run(cmd, stdout=sink, check=True)
+    return time.perf_counter() - start
+
+
+def _zlib_gzip(files: list[Path], limit: int) -> tuple[int, float]:
+    done = 0
+    start = time.perf_counter()
+    c = zlib.compressobj(1, zlib.DEFLATED, 31)
+    for path in files:
+        with open(path, "rb") as f:
+            while done < limit and (chunk := f.read(min(1 << 20, limit - done))):
+                c.compress(chunk)
+                done += len(chunk)
+        if done >= limit:
+            break
+    c.flush()
+    return done, time.perf_counter() - start
+
+
+def run(size_mib: int = 1024) -> list[dict[str, object]]:
+    base = Path(tempfile.mkdtemp(prefix="pallet-layer-bench-", dir="/var/tmp"))
+    try:
+        tree = base / "tree"
+        files = _make_tree(tree, size_mib)
+        names = [str(p) for p in files]
+        total = sum(p.stat().st_size for p in files)
+        _timed(["cat", *names])  # warm the page cache so every row reads from memory
+        rows: list[dict[str, object]] = []
+
+        gz = _child(["gzip-1", str(tree), str(base / "layer.tar.gz")])
+        rows.append(
+            _row(
+                "commit gzip-1",
+                gz["bytes"],
+                gz["seconds"],
+                gz["rss_mb"],
+                f"tar + ISA-L gzip-1 + 2x sha256, {os.cpu_count()} threads",
+            )
+        )
+        zs = _child(["zstd-3", str(tree), str(base / "layer.tar.zst")])
+        rows.append(
+            _row(
+                "commit zstd-3",
+                zs["bytes"],
+                zs["seconds"],
+                zs["rss_mb"],
+                "tar + zstd-3 (libzstd threads) + 2x sha256",
+            )
+        )
+        os.unlink(base / "layer.tar.zst")
+        ex = _child(["extract", str(tree), str(base / "layer.tar.gz"), str(base / "out")])
+        rows.append(
+            _row(
+                "extract gzip-1",
+                ex["bytes"],
+                ex["seconds"],
+                ex["rss_mb"],
+                "ISA-L gunzip + sha256 + safe extraction to disk",
+            )
+        )
+        shutil.rmtree(base / "out")
+
+        nbytes, seconds = _zlib_gzip(files, min(total, 256 << 20))
+        rows.append(
+            _row("zlib gzip-1", nbytes, seconds, None, "stdlib zlib level 1, 1 thread, 256 MiB")
+        )
+        rows.append(
+            _row("sha256sum", total, _timed(["sha256sum", *names]), None, "coreutils, 1 core")
+        )
+        rows.append(_row("cat", total, _timed(["cat", *names]), None, "cat > /dev/null"))
+        return rows
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _print(rows: list[dict[str, object]]) -> None:
+    cols = ["name", "MB/s", "seconds", "rss_mb", "note"]
+    cells = [[("" if r[c] is None else str(r[c])) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    _print(run(int(sys.argv[1]) if len(sys.argv) > 1 else 1024))
