@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pallet.dockerfile import ignore
 from pallet.dockerfile.ignore import (
     IgnorePatternError,
     PatternMatcher,
@@ -118,3 +121,29 @@ def test_matcher_only_ever_raises_ignore_pattern_error(patterns: list[str], path
         read_ignore_file("\n".join(patterns))
     except IgnorePatternError:
         pass
+
+
+def test_many_wildcards_against_a_long_name_finish() -> None:
+    # a backtracking engine needs ~300**7 steps here; Go's (and ours) is linear
+    matcher = PatternMatcher(["*a*a*a*a*a*a*a*b"])
+    assert not matcher.matches("a" * 300)
+    assert matcher.matches("a" * 300 + "b")
+    assert not matcher.matches("a" * 300 + "/b")
+
+
+_REGEX_GLOB = st.text(st.sampled_from(list("*?ab/[]^-\\.x")), max_size=10)
+_NAMES = st.text(st.sampled_from(list("ab/.x-^\n")), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(glob=_REGEX_GLOB, names=st.lists(_NAMES, max_size=6))
+def test_linear_engine_agrees_with_python_re(glob: str, names: list[str]) -> None:
+    _, go_regex = ignore._classify(glob)
+    try:
+        items = ignore._parse_go_regex(go_regex)
+        python = re.compile("".join(ignore._python_regex(node) for node in items), re.ASCII)
+    except (ignore._GoRegexError, re.error):
+        return
+    nfa = ignore._Nfa(items)
+    for name in names:
+        assert nfa.matches(name) == bool(python.match(name)), (glob, go_regex, name)

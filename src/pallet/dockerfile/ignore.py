@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pallet.errors import InvalidArgument
 
@@ -125,24 +126,33 @@ class Pattern:
     text: str
     exclusion: bool
     kind: _Kind
-    regex: re.Pattern[str] | None
-    #: why the Go regex would not compile; patternmatcher reports it on use
-    regex_error: str | None = None
+    #: path -> truthy when the pattern matches it, specialised per kind at compile
+    #: time because the walk calls it for every entry and pattern
+    test: Callable[[str], object] = field(repr=False, compare=False)
 
     def match(self, path: str) -> bool:
-        kind = self.kind
-        if kind is _Kind.EXACT:
-            return path == self.text
-        if kind is _Kind.PREFIX:
-            return path.startswith(self.text[:-2])
-        if kind is _Kind.SUFFIX:
-            suffix = self.text[2:]
-            return path.endswith(suffix) or (suffix.startswith("/") and path == suffix[1:])
-        if self.regex is None:
-            raise IgnorePatternError(
-                f"invalid .dockerignore pattern {self.text!r}: {self.regex_error}"
-            )
-        return self.regex.match(path) is not None
+        return bool(self.test(path))
+
+
+def _make_test(text: str, kind: _Kind) -> Callable[[str], object]:
+    if kind is _Kind.EXACT:
+        return text.__eq__
+    if kind is _Kind.PREFIX:
+        prefix = text[:-2]
+        return lambda path: path.startswith(prefix)
+    if kind is _Kind.SUFFIX:
+        suffix = text[2:]
+        # "**/name" also matches "name" itself
+        bare = suffix[1:] if suffix.startswith("/") else None
+        return lambda path: path.endswith(suffix) or path == bare
+    raise AssertionError(kind)
+
+
+def _bad_regex_test(text: str, reason: str) -> Callable[[str], object]:
+    def fail(path: str) -> object:
+        raise IgnorePatternError(f"invalid .dockerignore pattern {text!r}: {reason}")
+
+    return fail
 
 
 class PatternMatcher:
@@ -167,6 +177,7 @@ class PatternMatcher:
                 )
             compiled.append(_compile(text, exclusion))
         self.patterns: tuple[Pattern, ...] = tuple(compiled)
+        self._tests = tuple((p.exclusion, p.test) for p in compiled)
         #: True when some pattern re-includes (``!``): excluded directories must
         #: then still be walked, something below them may be included again
         self.exclusions = any(p.exclusion for p in compiled)
@@ -193,7 +204,8 @@ class PatternMatcher:
             # an inclusion can only change an unmatched path, an exception a matched one
             if pattern.exclusion != (excluded_by is not None):
                 continue
-            if pattern.match(path) or any(pattern.match(parent) for parent in parents):
+            test = pattern.test
+            if test(path) or any(test(parent) for parent in parents):
                 excluded_by = None if pattern.exclusion else pattern
         return excluded_by.text if excluded_by else None
 
@@ -206,22 +218,41 @@ class PatternMatcher:
         the top, or when unknown: the parents are then checked here). Returns
         whether ``path`` is excluded and the state to pass for its children.
         """
+        if not parent_state:
+            return self._matches_checking_parents(path)
         matched = False
-        state = [False] * len(self.patterns)
+        state: list[bool] = []
+        record = state.append
+        for (exclusion, test), inherited in zip(self._tests, parent_state, strict=True):
+            if inherited:
+                # the parent matched this pattern: so does everything below it
+                record(True)
+                matched = not exclusion
+            elif exclusion != matched:
+                record(False)
+            elif test(path):
+                record(True)
+                matched = not exclusion
+            else:
+                record(False)
+        return matched, tuple(state)
+
+    def _matches_checking_parents(self, path: str) -> tuple[bool, tuple[bool, ...]]:
+        matched = False
+        state: list[bool] = []
         parents: list[str] | None = None
-        for i, pattern in enumerate(self.patterns):
-            hit = parent_state[i] if parent_state else False
+        for exclusion, test in self._tests:
+            if exclusion != matched:
+                state.append(False)
+                continue
+            hit = bool(test(path))
             if not hit:
-                if pattern.exclusion != matched:
-                    continue
-                hit = pattern.match(path)
-                if not hit and not parent_state:
-                    if parents is None:
-                        parents = _parent_prefixes(path)
-                    hit = any(pattern.match(parent) for parent in parents)
-            state[i] = hit
+                if parents is None:
+                    parents = _parent_prefixes(path)
+                hit = any(test(parent) for parent in parents)
+            state.append(hit)
             if hit:
-                matched = not pattern.exclusion
+                matched = not exclusion
         return matched, tuple(state)
 
 
@@ -292,12 +323,13 @@ _GO_REGEX_META = frozenset(".+()|{}$")
 def _compile(text: str, exclusion: bool) -> Pattern:
     kind, go_regex = _classify(text)
     if kind is not _Kind.REGEXP:
-        return Pattern(text, exclusion, kind, None)
+        return Pattern(text, exclusion, kind, _make_test(text, kind))
     try:
-        compiled = re.compile(_go_regex_to_python(go_regex), re.ASCII)
+        test = _compile_go_regex(go_regex)
     except (_GoRegexError, re.error) as exc:
-        return Pattern(text, exclusion, kind, None, str(exc))
-    return Pattern(text, exclusion, kind, compiled)
+        # patternmatcher only reports this when the pattern is consulted
+        return Pattern(text, exclusion, kind, _bad_regex_test(text, str(exc)))
+    return Pattern(text, exclusion, kind, test)
 
 
 def _classify(text: str) -> tuple[_Kind, str]:
@@ -389,63 +421,238 @@ _C_ESCAPES = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
 _HEX = "0123456789abcdefABCDEF"
 
 
-def _go_regex_to_python(go: str) -> str:
-    """Translate the Go regex patternmatcher would compile (flags: Perl, no Multiline)."""
-    out: list[str] = []
+@dataclass(frozen=True)
+class _Set:
+    """One character out of ``ranges`` (inclusive code point pairs)."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class _Assert:
+    kind: str  # "A" start of text, "z" end of text, "b" / "B" ASCII word boundary
+
+
+@dataclass(frozen=True)
+class _Group:
+    items: tuple[_Node, ...]
+
+
+@dataclass(frozen=True)
+class _Repeat:
+    item: _Node
+    least: int
+    most: int | None  # None: unbounded
+
+
+_Node = _Set | _Assert | _Group | _Repeat
+_DOT = _Set(((0, 9), (11, _MAX_RUNE)))  # Go's . does not match a newline
+
+
+def _compile_go_regex(go: str) -> Callable[[str], object]:
+    """A match test for a Go regex from patternmatcher (it anchors itself: ^...$).
+
+    Python's backtracking engine is exponential in the number of unbounded
+    repetitions (``a*b*c*d*`` against a long name), Go's is linear. Patterns with
+    at most two run on ``re``; longer ones on a linear-time NFA simulation.
+    """
+    items = _parse_go_regex(go)
+    if _unbounded(items) <= 2:
+        return re.compile("".join(_python_regex(node) for node in items), re.ASCII).match
+    return _Nfa(items).matches
+
+
+def _parse_go_regex(go: str) -> tuple[_Node, ...]:
+    """Parse the subset of Go regexp syntax patternmatcher can produce (flags: Perl)."""
+    stack: list[list[_Node]] = [[]]
     i, n = 0, len(go)
     while i < n:
         ch = go[i]
-        if ch == "\\":
-            piece, i = _translate_escape(go, i)
-            out.append(piece)
+        seq = stack[-1]
+        if ch in "*+?":
+            if not seq or isinstance(seq[-1], _Repeat):
+                raise _GoRegexError(f"missing or repeated argument to repetition operator {ch}")
+            least, most = {"*": (0, None), "+": (1, None), "?": (0, 1)}[ch]
+            seq[-1] = _Repeat(seq[-1], least, most)
+            i += 1
+            if i < n and go[i] == "?":
+                i += 1  # non-greedy: the same for a yes/no match
+            continue
+        if ch == "(":
+            stack.append([])
+            i += 1
+        elif ch == ")":
+            if len(stack) == 1:
+                raise _GoRegexError("unexpected )")
+            group = _Group(tuple(stack.pop()))
+            stack[-1].append(group)
+            i += 1
+        elif ch in "|{":
+            # patternmatcher escapes these; reaching here would be a bug of ours
+            raise _GoRegexError(f"unsupported regex syntax {ch}")
+        elif ch == "\\":
+            nodes, i = _parse_go_escape(go, i)
+            seq.extend(nodes)
         elif ch == "[":
             ranges, i = _parse_class(go, i)
-            out.append(_python_class(ranges))
-        elif ch == "(":
-            out.append("(?:")
-            i += 1
-        elif ch in ")*?+|":
-            out.append(ch)
-            i += 1
+            seq.append(_Set(tuple(ranges)))
         elif ch == ".":
-            out.append("[^\\n]")
+            seq.append(_DOT)
             i += 1
         elif ch == "^":
-            out.append("\\A")
+            seq.append(_Assert("A"))
             i += 1
         elif ch == "$":
-            out.append("\\Z")
+            seq.append(_Assert("z"))
             i += 1
         else:
-            out.append(re.escape(ch))
+            seq.append(_Set(((ord(ch), ord(ch)),)))
             i += 1
-    return "".join(out)
+    if len(stack) != 1:
+        raise _GoRegexError("missing closing )")
+    return tuple(stack[0])
 
 
-def _translate_escape(go: str, i: int) -> tuple[str, int]:
+def _parse_go_escape(go: str, i: int) -> tuple[list[_Node], int]:
     """An escape outside a class, at ``go[i] == '\\'``."""
     if i + 1 >= len(go):
         raise _GoRegexError("trailing backslash at end of expression")
     code = go[i + 1]
-    if code == "A":
-        return "\\A", i + 2
-    if code == "z":
-        return "\\Z", i + 2
-    if code in "bB":
-        return "\\" + code, i + 2  # ASCII word boundary: compiled with re.ASCII
+    if code in "Azb" or code == "B":
+        return [_Assert(code)], i + 2
     if code == "Q":
         end = go.find("\\E", i + 2)
         literal = go[i + 2 :] if end < 0 else go[i + 2 : end]
-        return re.escape(literal), len(go) if end < 0 else end + 2
+        nodes: list[_Node] = [_Set(((ord(c), ord(c)),)) for c in literal]
+        return nodes, len(go) if end < 0 else end + 2
     if code in "dDsSwW":
         ranges = _PERL_CLASSES[code.lower()]
-        if code.isupper():
-            ranges = _negate(ranges)
-        return _python_class(ranges), i + 2
+        return [_Set(tuple(_negate(ranges) if code.isupper() else ranges))], i + 2
     if code in "pP":
         raise _GoRegexError(f"unsupported Unicode class escape \\{code}")
     rune, j = _parse_escape(go, i)
-    return re.escape(chr(rune)), j
+    return [_Set(((rune, rune),))], j
+
+
+def _unbounded(items: Iterable[_Node]) -> int:
+    count = 0
+    for node in items:
+        if isinstance(node, _Group):
+            count += _unbounded(node.items)
+        elif isinstance(node, _Repeat):
+            count += (node.most is None) + _unbounded([node.item])
+    return count
+
+
+def _python_regex(node: _Node) -> str:
+    if isinstance(node, _Set):
+        if len(node.ranges) == 1 and node.ranges[0][0] == node.ranges[0][1]:
+            return re.escape(chr(node.ranges[0][0]))
+        return _python_class(list(node.ranges))
+    if isinstance(node, _Assert):
+        # Go's $ and \z are the very end: Python's \Z; \b is ASCII (re.ASCII)
+        return {"A": "\\A", "z": "\\Z", "b": "\\b", "B": "\\B"}[node.kind]
+    if isinstance(node, _Group):
+        return "(?:" + "".join(_python_regex(item) for item in node.items) + ")"
+    suffix = {(0, None): "*", (1, None): "+", (0, 1): "?"}[(node.least, node.most)]
+    return "(?:" + _python_regex(node.item) + ")" + suffix
+
+
+def _is_word(ch: str) -> bool:
+    return ch < "\x80" and (ch.isalnum() or ch == "_")
+
+
+class _Inst(NamedTuple):
+    op: int
+    a: int = 0  # jump target (split: first choice)
+    b: int = 0  # split: second choice
+    ranges: tuple[tuple[int, int], ...] = ()
+    kind: str = ""  # assertion
+
+
+_CHAR, _SPLIT, _JMP, _ASSERT, _MATCH = range(5)
+
+
+class _Nfa:
+    """Thompson NFA: time linear in the path, as Go's engine."""
+
+    def __init__(self, items: tuple[_Node, ...]) -> None:
+        self.prog: list[_Inst] = []
+        for node in items:
+            self._emit(node)
+        self.prog.append(_Inst(_MATCH))
+
+    def _emit(self, node: _Node) -> None:
+        prog = self.prog
+        if isinstance(node, _Set):
+            prog.append(_Inst(_CHAR, ranges=node.ranges))
+        elif isinstance(node, _Assert):
+            prog.append(_Inst(_ASSERT, kind=node.kind))
+        elif isinstance(node, _Group):
+            for item in node.items:
+                self._emit(item)
+        elif node.most is None and node.least == 0:  # x*: L: split(body, out); body; jmp L
+            loop = len(prog)
+            prog.append(_Inst(_SPLIT))
+            self._emit(node.item)
+            prog.append(_Inst(_JMP, loop))
+            prog[loop] = _Inst(_SPLIT, loop + 1, len(prog))
+        elif node.most is None:  # x+: body; split(body, out)
+            start = len(prog)
+            self._emit(node.item)
+            prog.append(_Inst(_SPLIT, start, len(prog) + 1))
+        else:  # x?: split(body, out); body
+            split = len(prog)
+            prog.append(_Inst(_SPLIT))
+            self._emit(node.item)
+            prog[split] = _Inst(_SPLIT, split + 1, len(prog))
+
+    def matches(self, text: str) -> bool:
+        """Whether a prefix of ``text`` matches (the regex anchors itself with ^...$)."""
+        prog = self.prog
+        states = self._closure([0], text, 0)
+        for pos, ch in enumerate(text):
+            if any(prog[pc].op == _MATCH for pc in states):
+                return True
+            code = ord(ch)
+            following = [
+                pc + 1
+                for pc in states
+                if prog[pc].op == _CHAR and any(lo <= code <= hi for lo, hi in prog[pc].ranges)
+            ]
+            if not following:
+                return False
+            states = self._closure(following, text, pos + 1)
+        return any(prog[pc].op == _MATCH for pc in states)
+
+    def _closure(self, start: list[int], text: str, pos: int) -> set[int]:
+        """The states reachable without consuming a character."""
+        seen: set[int] = set()
+        todo = list(start)
+        while todo:
+            pc = todo.pop()
+            if pc in seen:
+                continue
+            seen.add(pc)
+            inst = self.prog[pc]
+            if inst.op == _SPLIT:
+                todo.append(inst.a)
+                todo.append(inst.b)
+            elif inst.op == _JMP:
+                todo.append(inst.a)
+            elif inst.op == _ASSERT and _assertion_holds(inst.kind, text, pos):
+                todo.append(pc + 1)
+        return seen
+
+
+def _assertion_holds(kind: str, text: str, pos: int) -> bool:
+    if kind == "A":
+        return pos == 0
+    if kind == "z":
+        return pos == len(text)
+    before = pos > 0 and _is_word(text[pos - 1])
+    after = pos < len(text) and _is_word(text[pos])
+    return (before != after) == (kind == "b")
 
 
 def _parse_escape(go: str, i: int) -> tuple[int, int]:
