@@ -119,3 +119,14 @@ def test_check_reports_a_missing_manifest(store: Store, kit: Any) -> None:
     store.tag(NAME, image.descriptor)  # tagged, but no blob was ever written
     report = store.check()
     assert [p.subject for p in report.missing] == [image.descriptor.digest]
+
+
+def test_gc_removes_index_temp_files_of_dead_writers(store: Store, kit: Any) -> None:
+    desc = kit.put_image(store, kit.simple_image("kept"))
+    store.tag(NAME, desc)
+    torn = store.root / ".index.json.x1y2.tmp"
+    torn.write_text('{"schemaVersion": 2, "manif')  # a writer killed before its rename
+    assert store.resolve(NAME) == store.images()[0].descriptor  # readers never see it
+    assert torn in store.gc().removed_leftovers
+    assert not torn.exists()
+    assert store.resolve(NAME).digest == desc.digest

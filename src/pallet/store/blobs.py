@@ -107,13 +107,16 @@ class BlobWriter:
         self._size = 0
         self._done = False
         hint = self.expected.encoded[:12] if self.expected is not None else "new"
-        blobs.ingest_dir.mkdir(parents=True, exist_ok=True)
         self.ingest_path = blobs.ingest_dir / f"{hint}-{secrets.token_hex(8)}"
-        with guard():  # gc must not see the file before it is locked
-            fd = os.open(
-                self.ingest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
-            )
-            lock_fd(fd)
+        try:
+            blobs.ingest_dir.mkdir(parents=True, exist_ok=True)
+            with guard():  # gc must not see the file before it is locked
+                fd = os.open(
+                    self.ingest_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
+                )
+                lock_fd(fd)
+        except OSError as exc:
+            raise StoreError(f"{self.ingest_path}: cannot create: {exc.strerror}") from exc
         self._file = os.fdopen(fd, "wb")
 
     @property
@@ -129,7 +132,11 @@ class BlobWriter:
             self.abort()
             raise DigestMismatch(f"{what} is larger than its expected {self.expected_size} bytes")
         self._hasher.update(data)
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise StoreError(f"{self.ingest_path}: cannot write: {exc.strerror}") from exc
         self._size += n
         return n
 
@@ -149,8 +156,11 @@ class BlobWriter:
                 raise DigestMismatch(
                     f"blob {digest} has {self._size} bytes, expected {self.expected_size}"
                 )
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            try:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            except OSError as exc:
+                raise StoreError(f"{self.ingest_path}: cannot write: {exc.strerror}") from exc
             target = self._blobs.path(digest)
             with self._guard():
                 target.parent.mkdir(parents=True, exist_ok=True)

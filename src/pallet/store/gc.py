@@ -24,7 +24,7 @@ from pallet.store.snapshots import SnapshotStore
 class GCReport:
     removed_blobs: tuple[Digest, ...]
     removed_snapshots: tuple[Digest, ...]
-    #: ingest files and snapshot temp dirs left by crashed writers
+    #: ingest files, snapshot temp dirs and index.json temp files of crashed writers
     removed_leftovers: tuple[Path, ...]
     #: bytes of the removed blobs
     freed_bytes: int
@@ -70,6 +70,7 @@ def collect(
 
     removed_snapshots = [c for c in snapshots.chain_ids() if c not in keep_snapshots]
     leftovers = [*stale_ingest_files(blobs), *snapshots.leftovers()]
+    stale_index = index.stale_temp_files(remove=not dry_run)
     if not dry_run:
         for chain_id in removed_snapshots:
             snapshots.remove(chain_id)
@@ -79,5 +80,9 @@ def collect(
             else:
                 path.unlink(missing_ok=True)
     return GCReport(
-        tuple(removed_blobs), tuple(removed_snapshots), tuple(leftovers), freed, dry_run
+        tuple(removed_blobs),
+        tuple(removed_snapshots),
+        (*leftovers, *stale_index),
+        freed,
+        dry_run,
     )

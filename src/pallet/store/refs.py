@@ -137,6 +137,16 @@ class IndexFile:
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot write: {exc.strerror}") from exc
 
+    def stale_temp_files(self, *, remove: bool) -> list[Path]:
+        """Temp files of index.json writers that died before their rename; taken under
+        the lock, so no live writer's file is among them."""
+        with self._lock():
+            found = sorted(self.path.parent.glob(f".{INDEX_FILE}.*.tmp"))
+            if remove:
+                for path in found:
+                    path.unlink(missing_ok=True)
+        return found
+
     # -- the operations commands use --------------------------------------------------
 
     def resolve(self, name: str) -> Descriptor:
