@@ -130,3 +130,40 @@ def test_gc_removes_index_temp_files_of_dead_writers(store: Store, kit: Any) -> 
     assert torn in store.gc().removed_leftovers
     assert not torn.exists()
     assert store.resolve(NAME).digest == desc.digest
+
+
+def test_check_accepts_what_may_legitimately_be_absent(store: Store, kit: Any) -> None:
+    """Other platforms of a pulled index, foreign layers, a referrer's subject."""
+    native, other = kit.simple_image("native"), kit.simple_image("other-platform")
+    foreign = {
+        "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "digest": kit.sha256(b"windows base layer"),
+        "size": 18,
+        "urls": ["https://example.invalid/layer"],
+    }
+    config = b'{"rootfs": {"type": "layers", "diff_ids": []}}'
+    with_foreign = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": kit.OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": store.write_blob(config),
+                "size": len(config),
+            },
+            "layers": [foreign],
+            "subject": other.descriptor.to_json(),
+        }
+    ).encode()
+    children = [native.descriptor.to_json(), other.descriptor.to_json()]
+    children.append(
+        Descriptor(kit.OCI_MANIFEST, kit.sha256(with_foreign), len(with_foreign)).to_json()
+    )
+    index = json.dumps({"schemaVersion": 2, "mediaType": kit.OCI_INDEX, "manifests": children})
+    kit.put_image(store, native)
+    store.write_blob(with_foreign)
+    raw = index.encode()
+    store.tag(NAME, Descriptor(kit.OCI_INDEX, store.write_blob(raw), len(raw)))
+    report = store.check()
+    assert report.ok, report.problems
+    assert store.gc().removed_blobs == ()

@@ -20,6 +20,14 @@ from pallet.oci.chainid import chain_ids
 from pallet.oci.digest import Digest
 from pallet.store.blobs import BlobStore
 
+_FOREIGN_LAYERS = frozenset(
+    {
+        mt.DOCKER_LAYER_FOREIGN,
+        mt.OCI_LAYER_NONDIST,
+        mt.OCI_LAYER_NONDIST_GZIP,
+        mt.OCI_LAYER_NONDIST_ZSTD,
+    }
+)
 #: manifests, indexes and configs are small; a bigger "manifest" is not walked
 MAX_WALKED_SIZE = 16 << 20
 
@@ -34,8 +42,9 @@ class Reachable:
     unreadable: set[Digest] = field(default_factory=set)
 
 
-def _descriptors(value: Any) -> list[tuple[str, Digest]]:
-    """``(mediaType, digest)`` of descriptor-shaped JSON objects; the rest is ignored."""
+def _descriptors(value: Any) -> list[tuple[str, Digest, bool]]:
+    """``(mediaType, digest, foreign)`` of descriptor-shaped JSON objects; the rest is
+    ignored. A foreign layer (fetched from its URLs, never pushed) may well be absent."""
     items = value if isinstance(value, list) else [value]
     out = []
     for item in items:
@@ -44,20 +53,23 @@ def _descriptors(value: Any) -> list[tuple[str, Digest]]:
         media_type, digest = item.get("mediaType", ""), item.get("digest")
         if not isinstance(digest, str):
             continue
+        media_type = media_type if isinstance(media_type, str) else ""
+        foreign = bool(item.get("urls")) or media_type in _FOREIGN_LAYERS
         try:
-            out.append((media_type if isinstance(media_type, str) else "", Digest(digest)))
+            out.append((media_type, Digest(digest), foreign))
         except PalletError:
             continue
     return out
 
 
-def _read_json(blobs: BlobStore, digest: Digest, into: Reachable) -> Any:
+def _read_json(blobs: BlobStore, digest: Digest, into: Reachable | None) -> Any:
     try:
         if blobs.size(digest) > MAX_WALKED_SIZE:
             return None
         return json.loads(blobs.read(digest, MAX_WALKED_SIZE))
     except (PalletError, ValueError, UnicodeDecodeError):
-        into.unreadable.add(digest)
+        if into is not None:
+            into.unreadable.add(digest)
         return None
 
 
@@ -73,14 +85,19 @@ def _diff_ids(config: Any) -> list[Digest] | None:
 
 
 def mark(blobs: BlobStore, roots: Iterable[Digest], *, snapshots: bool = True) -> Reachable:
+    """Everything reachable from ``roots``. A root, a manifest's config and its layers
+    must be present (else ``missing``); an index's children and a referrer's subject may
+    be absent (a single-platform pull keeps the whole index)."""
     found = Reachable()
-    stack = list(dict.fromkeys(roots))
+    # (digest, required)
+    stack = [(d, True) for d in dict.fromkeys(roots)]
     while stack:
-        digest = stack.pop()
+        digest, required = stack.pop()
         if digest in found.blobs or digest in found.missing:
             continue
         if not blobs.has(digest):
-            found.missing.add(digest)
+            if required:
+                found.missing.add(digest)
             continue
         found.blobs.add(digest)
         if blobs.size(digest) > MAX_WALKED_SIZE:
@@ -88,24 +105,26 @@ def mark(blobs: BlobStore, roots: Iterable[Digest], *, snapshots: bool = True) -
         doc = _read_json(blobs, digest, found) if _looks_like_json(blobs, digest) else None
         if not isinstance(doc, dict):
             continue
-        media_type = doc.get("mediaType", "")
-        if "manifests" in doc or mt.is_index(media_type):
-            stack.extend(d for _, d in _descriptors(doc.get("manifests")))
-        if "layers" in doc or "config" in doc:
-            stack.extend(d for _, d in _descriptors(doc.get("subject")))
-            layers = [d for _, d in _descriptors(doc.get("layers"))]
-            configs = _descriptors(doc.get("config"))
-            for d in layers:
-                (found.blobs if blobs.has(d) else found.missing).add(d)
-            for _, d in configs:
-                if not blobs.has(d):
+        stack.extend((d, False) for _, d, _ in _descriptors(doc.get("subject")))
+        if "manifests" in doc or mt.is_index(doc.get("mediaType", "")):
+            stack.extend((d, False) for _, d, _ in _descriptors(doc.get("manifests")))
+        # "blobs": the short-lived OCI artifact manifest
+        for key in ("layers", "blobs"):
+            for _, d, foreign in _descriptors(doc.get(key)):
+                if blobs.has(d):
+                    found.blobs.add(d)
+                elif not foreign:
                     found.missing.add(d)
-                    continue
-                found.blobs.add(d)
-                if snapshots:
-                    ids = _diff_ids(_read_json(blobs, d, found))
-                    if ids:
-                        found.snapshots.update(chain_ids(ids))
+        for media_type, d, _ in _descriptors(doc.get("config")):
+            if not blobs.has(d):
+                found.missing.add(d)
+                continue
+            found.blobs.add(d)
+            if snapshots and (not media_type or media_type in mt.CONFIG_TYPES):
+                # an artifact's config may be anything: not judged here
+                ids = _diff_ids(_read_json(blobs, d, None))
+                if ids:
+                    found.snapshots.update(chain_ids(ids))
     return found
 
 
