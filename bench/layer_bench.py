@@ -51,7 +51,7 @@ print(json.dumps({"seconds": seconds, "bytes": size, "rss_mb": rss}))
 
 
 def _row(
-    name: str, nbytes: int, seconds: float, rss_mb: float | None, note: str
+    name: str, nbytes: float, seconds: float, rss_mb: float | None, note: str
 ) -> dict[str, object]:
     return {
         "name": name,

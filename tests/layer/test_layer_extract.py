@@ -417,6 +417,14 @@ def test_absurd_pax_header_refused(sandbox: tuple[Path, Path]) -> None:
         extract(data, dest)
 
 
+def test_many_pax_headers_in_a_row_refused(tmp_path: Path) -> None:
+    record = b"%d k=%s\n" % (len(b" k=\n") + 6 + 500_000, b"v" * 500_000)
+    assert int(record.split(b" ")[0]) == len(record)
+    pax = raw_header(b"PaxHeaders.0/x", b"x", len(record)) + record + bytes(-len(record) % 512)
+    with pytest.raises(UnsafeLayer, match="in all"):
+        extract(pax * 3 + raw_header(b"x", b"0", 0) + bytes(1024), tmp_path / "d")
+
+
 def test_gnu_sparse_refused(tmp_path: Path) -> None:
     data = raw_header(b"sparse", b"S", 0) + bytes(1024)
     with pytest.raises(LayerError, match=r"'sparse'.*sparse files are not supported"):

@@ -121,6 +121,7 @@ class TarReader:
         self._src = _Source(stream)
         self._pending = 0  # unread data + padding of the current member
         self._data_left = 0
+        self._extended_total = 0
         self._current = ""
         self._count = 0
 
@@ -153,10 +154,17 @@ class TarReader:
     def _extended(self, size: int, kind: str) -> bytes:
         if size < 0:
             raise LayerError(f"{kind} header after {self._current!r} has a negative size")
+        # consecutive extended headers add up: their total is what memory must hold
+        self._extended_total += size
         if size > MAX_EXTENDED_HEADER:
             raise UnsafeLayer(
                 f"{kind} header of {size} bytes after {self._current!r} exceeds the "
                 f"{MAX_EXTENDED_HEADER}-byte limit"
+            )
+        if self._extended_total > MAX_EXTENDED_HEADER:
+            raise UnsafeLayer(
+                f"extended headers after {self._current!r} exceed "
+                f"{MAX_EXTENDED_HEADER} bytes in all"
             )
         data = self._src.read(size, f"{kind} header")
         self._src.read(tf.padding(size), f"{kind} header")
@@ -194,6 +202,7 @@ class TarReader:
                 continue
             member = self._member(raw, pax, long_name, long_link)
             pax, long_name, long_link = {}, None, None
+            self._extended_total = 0
             yield member
 
     def _member(

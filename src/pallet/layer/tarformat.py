@@ -282,7 +282,9 @@ def parse_pax(data: bytes) -> dict[bytes, bytes]:
     records: dict[bytes, bytes] = {}
     pos = 0
     while pos < len(data):
-        if data[pos:].strip(b"\x00") == b"":
+        if data[pos] == 0:
+            if data.count(0, pos) != len(data) - pos:
+                raise LayerError("malformed PAX header (NUL inside the records)")
             break  # NUL padding some writers leave
         space = data.find(b" ", pos)
         if space < 0:
