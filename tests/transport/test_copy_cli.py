@@ -6,10 +6,13 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -235,3 +238,52 @@ def test_skopeo_inspects_pallet_oci_archive(store_with_tiny, tmp_path) -> None:
         check=True,
     )
     assert out.stdout == image.config
+
+
+@pytest.fixture
+def distribution(tmp_path):
+    """CNCF distribution (Debian's docker-registry) on 127.0.0.1, anonymous."""
+    _need("docker-registry")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'registry-data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+        "log:\n  level: error\n"
+    )
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"docker-registry exited: {proc.stderr.read().decode()}")
+                time.sleep(0.05)
+        else:
+            pytest.fail("docker-registry did not start")
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.peer
+def test_copy_to_a_registry_and_back(store_with_tiny, distribution, tmp_path) -> None:
+    root, image = store_with_tiny
+    remote = f"docker://{distribution}/tiny:1"
+    pallet(root, "copy", "-q", "pallet:tiny:1", remote)
+    out = tmp_path / "back"
+    pallet(root, "copy", "-q", remote, f"oci:{out}:x")
+    index = json.loads((out / "index.json").read_text())
+    assert index["manifests"][0]["digest"] == image.manifest_digest
+    # docker-archive straight from the registry: layers decompressed, same image ID
+    archive = tmp_path / "from-registry.tar"
+    pallet(root, "copy", "-q", remote, f"docker-archive:{archive}:tiny:2")
+    assert lines(pallet(tmp_path / "fresh", "load", "-i", str(archive))) == ["Loaded image: tiny:2"]

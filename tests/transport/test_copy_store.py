@@ -192,3 +192,21 @@ def test_unknown_archive_is_refused(tmp_path) -> None:
     with pytest.raises(TransportError, match="not a docker-archive or an OCI archive"):
         load_archive(tmp_path / "store", index)
     index.close()
+
+
+def test_failed_load_keeps_blobs_another_operation_leased(tiny_layout, tmp_path) -> None:
+    from pallet.store import Store
+
+    bad = _corrupt_second_image(tiny_layout, tmp_path)
+    with tarfile.open(bad) as tar:
+        first_config = json.load(tar.extractfile("manifest.json"))[0]["Config"]
+    digest = "sha256:" + first_config.removesuffix(".json")
+    target = tmp_path / "target"
+    store = Store.open(target)
+    with store.lease([digest]):  # as a concurrent pull of the same image would hold
+        index = ArchiveIndex.open_path(bad)
+        with pytest.raises(DigestMismatch):
+            load_archive(target, index)
+        index.close()
+        assert store.has_blob(digest)
+        assert store.blobs() == [digest]

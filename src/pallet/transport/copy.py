@@ -16,7 +16,6 @@ import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from pallet.errors import DigestMismatch, LayerError, NotFound, OCIError, TransportError
@@ -25,6 +24,7 @@ from pallet.layer.compression import open_decompressed
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
+from pallet.oci.index import Index, NoMatchingPlatform, select_platform
 from pallet.oci.platform import Platform, host_platform
 from pallet.transport.base import ImageDestination, ImageSource, ManifestBlob
 
@@ -142,14 +142,11 @@ def parse_index_children(blob: ManifestBlob) -> tuple[dict[str, Any], list[Descr
 
 
 def select_child(children: list[Descriptor], want: Platform, where: str) -> Descriptor:
-    """The index entry for ``want``: an exact variant match first, then any compatible."""
-    images = [c for c in children if c.platform is not None and c.platform.matches(want)]
-    for child in images:
-        if child.platform is not None and child.platform.variant == want.variant:
-            return child
-    if images:
-        return images[0]
-    raise NotFound(f"{where}: no image for platform {want}")
+    """The index entry for ``want``, ranked as containerd ranks them (attestations skipped)."""
+    try:
+        return select_platform(Index.build(children), want)
+    except NoMatchingPlatform as exc:
+        raise NotFound(f"{where}: {exc}") from None
 
 
 def _serialize(doc: dict[str, Any]) -> bytes:
@@ -359,8 +356,3 @@ def copy(
     top = copier.any(src.get_manifest())
     dst.commit(top)
     return top
-
-
-def scratch_dir_of(path: Path) -> str:
-    """A directory for scratch files on the same filesystem as ``path``."""
-    return str(path if path.is_dir() else path.parent)

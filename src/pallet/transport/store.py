@@ -167,16 +167,23 @@ class StoreWriter:
             self._release()
 
     def abort(self) -> None:
-        """Undo: drop the leases and the blobs this writer added (no tag points at them)."""
+        """Undo: remove the blobs this writer added, except any that another operation
+        in flight has leased meanwhile (a concurrent pull of the same layer)."""
+        added, self._added = self._added, []
+        self._release()
+        if not added:
+            return
         try:
-            for digest in reversed(self._added):
-                try:
-                    self.store.remove_blob(digest)
-                except PalletError:
-                    pass
-        finally:
-            self._added.clear()
-            self._release()
+            others = self.store.leases.live_digests()
+        except PalletError:
+            return  # cannot tell what others hold: leave the blobs to gc
+        for digest in reversed(added):
+            if digest in others:
+                continue
+            try:
+                self.store.remove_blob(digest)
+            except PalletError:
+                pass
 
 
 class StoreDestination:
