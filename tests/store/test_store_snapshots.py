@@ -190,3 +190,12 @@ def test_gc_keeps_the_snapshots_of_stored_images(store: Store, kit: Any) -> None
     assert sorted(store.snapshots.chain_ids()) == sorted(chain)
     store.untag("docker.io/library/app:1")
     assert sorted(store.gc().removed_snapshots) == sorted(chain)
+
+
+def test_check_finds_a_missing_parent_snapshot(store: Store, kit: Any) -> None:
+    bottom = add_snapshot(store, kit, None, lambda fs: (fs / "f").write_text("1"))
+    top = add_snapshot(store, kit, bottom, lambda fs: (fs / "g").write_text("2"))
+    store.snapshots.remove(bottom)
+    report = store.check()
+    assert [(p.kind, p.subject) for p in report.problems] == [("missing-snapshot", bottom)]
+    assert top in report.missing[0].detail

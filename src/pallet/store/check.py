@@ -18,7 +18,7 @@ from pallet.store.snapshots import SnapshotStore
 class Problem:
     """One thing wrong: what (a digest, a chain ID or a file) and why."""
 
-    kind: str  # "corrupt-blob", "missing-blob", "corrupt-snapshot", "bad-index-entry", ...
+    kind: str  # "corrupt-blob", "missing-blob", "corrupt-snapshot", "corrupt-index-entry", ...
     subject: str
     detail: str
 
@@ -75,7 +75,7 @@ def run_check(blobs: BlobStore, index: IndexFile, snapshots: SnapshotStore) -> C
         try:
             entries.append(Descriptor.from_json(raw))
         except PalletError as exc:
-            problems.append(Problem("bad-index-entry", f"{index.path}#{i}", str(exc)))
+            problems.append(Problem("corrupt-index-entry", f"{index.path}#{i}", str(exc)))
     corrupt = {p.subject for p in problems}
     seen: set[tuple[str, Digest]] = set()
     for entry in entries:
@@ -89,12 +89,17 @@ def run_check(blobs: BlobStore, index: IndexFile, snapshots: SnapshotStore) -> C
             if ("unreadable", digest) not in seen:
                 seen.add(("unreadable", digest))
                 problems.append(
-                    Problem("unreadable-manifest", digest, f"of image {image} is not valid JSON")
+                    Problem("corrupt-manifest", digest, f"of image {image} is not valid JSON")
                 )
 
     chain_ids = snapshots.chain_ids()
+    present = set(chain_ids)
     for chain_id in chain_ids:
         why = snapshots.verify(chain_id)
         if why is not None:
             problems.append(Problem("corrupt-snapshot", chain_id, why))
+            continue
+        parent = snapshots.info(chain_id).parent
+        if parent is not None and parent not in present:
+            problems.append(Problem("missing-snapshot", parent, f"parent of snapshot {chain_id}"))
     return CheckReport(len(digests), len(chain_ids), tuple(problems))
