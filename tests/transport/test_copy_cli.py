@@ -126,6 +126,31 @@ def test_copy_cli_recompresses(store_with_tiny, tmp_path) -> None:
     }
 
 
+def test_copy_cli_all_platforms_into_a_docker_archive_is_refused(kit, tmp_path) -> None:
+    layout = tmp_path / "multi"
+    multi = kit.make_index(layout)
+    entry = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": multi.digest}
+    kit.write_layout(layout, [("v1", {**entry, "size": len(multi.index)})])
+    archive = tmp_path / "all.tar"
+    out = pallet(
+        tmp_path / "s",
+        "copy",
+        "-q",
+        "--all",
+        f"oci:{layout}:v1",
+        f"docker-archive:{archive}",
+        check=False,
+    )
+    assert out.returncode != 0 and "one platform per image" in out.stderr.decode()
+    assert not list(tmp_path.glob("*all.tar*"))
+    # without --all the host's image is picked and written
+    pallet(tmp_path / "s", "copy", "-q", f"oci:{layout}:v1", f"docker-archive:{archive}:multi:1")
+    with tarfile.open(archive) as tar:
+        (saved,) = json.load(tar.extractfile("manifest.json"))
+    assert saved["Config"] == multi.host.image_id[7:] + ".json"
+    assert saved["RepoTags"] == ["multi:1"]
+
+
 def test_copy_cli_rejects_bad_names(tmp_path) -> None:
     out = pallet(tmp_path / "s", "copy", "busybox", "oci:x", check=False)
     assert out.returncode != 0 and "invalid image name 'busybox'" in out.stderr.decode()
@@ -165,11 +190,12 @@ def _need(tool: str) -> None:
 
 
 @pytest.mark.peer
-def test_podman_loads_pallet_save(store_with_tiny, tmp_path, podman_base) -> None:
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci"])
+def test_podman_loads_pallet_save(store_with_tiny, tmp_path, podman_base, fmt: str) -> None:
     _need("podman")
     root, image = store_with_tiny
     archive = tmp_path / "tiny.tar"
-    pallet(root, "save", "-o", str(archive), "tiny:1")
+    pallet(root, "save", "--format", fmt, "-o", str(archive), "tiny:1")
     podman(podman_base, "load", "-i", str(archive))
     inspected = json.loads(podman(podman_base, "image", "inspect", "tiny:1").stdout)
     assert "sha256:" + inspected[0]["Id"] == image.image_id

@@ -183,3 +183,24 @@ def test_config_without_matching_diff_ids_is_refused(tmp_path) -> None:
     with pytest.raises(TransportError, match="1 layers but the config lists 0"):
         archive.source(0).get_manifest()
     archive.close()
+
+
+def test_docker25_archive_keeps_the_manifest_docker_wrote(tmp_path) -> None:
+    # hello-world-v25.tar ships its manifest blob but an index.json without entries (as
+    # upstream trimmed it); list the manifest, as Docker 25 does, and it must be used as is
+    manifest_hex = "411caf340c828657e915a83ed561a79d2b8150dabad4dc079d881cbfe6f86afe"
+    source_tar = TARBALL / "hello-world-v25.tar"
+    with tarfile.open(source_tar) as tar:
+        raw = tar.extractfile(f"blobs/sha256/{manifest_hex}").read()
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {"mediaType": mt.OCI_MANIFEST, "digest": f"sha256:{manifest_hex}", "size": len(raw)}
+        ],
+    }
+    fixed = tmp_path / "v25.tar"
+    _tampered(source_tar, "index.json", json.dumps(index).encode(), fixed)
+    archive = DockerArchive.open_path(fixed)
+    top = archive.source(0).get_manifest()
+    assert top.raw == raw
+    archive.close()
