@@ -69,6 +69,13 @@ def _fsconfig(fd: int, cmd: int, key: str | None, value: str | None) -> None:
     )
 
 
+def _set_path(fs_fd: int, key: str, path: Path, target: Path) -> None:
+    try:
+        _fsconfig(fs_fd, _FSCONFIG_SET_STRING, key, str(path))
+    except OSError as exc:
+        raise StoreError(f"cannot mount overlay on {target}: {key} {path}: {exc.strerror}") from exc
+
+
 def _mount_new_api(
     lower_top_first: Sequence[Path],
     target: Path,
@@ -79,19 +86,23 @@ def _mount_new_api(
     try:
         fs_fd = _syscall(_SYS_FSOPEN, ctypes.c_char_p(b"overlay"), ctypes.c_uint(_FSOPEN_CLOEXEC))
     except OSError as exc:
-        raise _Unsupported from exc
+        if exc.errno in (errno.ENOSYS, errno.ENODEV):
+            raise _Unsupported from exc
+        raise
     try:
         try:
             _fsconfig(fs_fd, _FSCONFIG_SET_STRING, "lowerdir+", str(lower_top_first[0]))
         except OSError as exc:
             if exc.errno == errno.EINVAL:
                 raise _Unsupported from exc  # a kernel before 6.8: no "lowerdir+"
-            raise
+            raise StoreError(
+                f"cannot mount overlay on {target}: {lower_top_first[0]}: {exc.strerror}"
+            ) from exc
         for path in lower_top_first[1:]:
-            _fsconfig(fs_fd, _FSCONFIG_SET_STRING, "lowerdir+", str(path))
+            _set_path(fs_fd, "lowerdir+", path, target)
         if upper is not None and work is not None:
-            _fsconfig(fs_fd, _FSCONFIG_SET_STRING, "upperdir", str(upper))
-            _fsconfig(fs_fd, _FSCONFIG_SET_STRING, "workdir", str(work))
+            _set_path(fs_fd, "upperdir", upper, target)
+            _set_path(fs_fd, "workdir", work, target)
         _fsconfig(fs_fd, _FSCONFIG_CMD_CREATE, None, None)
         attrs = _MOUNT_ATTR_RDONLY if readonly else 0
         mnt_fd = _syscall(
@@ -129,13 +140,18 @@ def _mount_short_paths(
             opts += [f"upperdir={upper.resolve()}", f"workdir={work.resolve()}"]
         if readonly:
             opts.append("ro")
-        proc = subprocess.run(
-            ["mount", "-t", "overlay", "overlay", "-o", ",".join(opts), str(target.resolve())],
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            proc = subprocess.run(
+                ["mount", "-t", "overlay", "overlay", "-o", ",".join(opts), str(target.resolve())],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise StoreError(
+                f"cannot mount overlay on {target}: mount(8) is not installed"
+            ) from None
     if proc.returncode != 0:
         raise StoreError(f"cannot mount overlay on {target}: {proc.stderr.strip()}")
 
