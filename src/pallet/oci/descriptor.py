@@ -154,6 +154,11 @@ class Descriptor:
             raise DigestMismatch(f"content does not match {self.digest} (got {actual})")
 
     @classmethod
-    def of_bytes(cls, media_type: str, data: bytes, **extra: Any) -> Descriptor:
-        """The descriptor of ``data`` (sha256), with optional extra fields."""
+    def of_bytes(
+        cls, media_type: str, data: bytes, *, embed: bool = False, **extra: Any
+    ) -> Descriptor:
+        """The descriptor of ``data`` (sha256), with optional extra fields; ``embed`` puts
+        the content itself in the descriptor's ``data`` field (small blobs only)."""
+        if embed:
+            extra["data"] = bytes(data)
         return cls(media_type, Digest.from_bytes(data), len(data), **extra)

@@ -177,8 +177,12 @@ class Reference:
                 f"more than {NAME_TOTAL_LENGTH_MAX} characters"
             )
         name_match = _ANCHORED_NAME_RE.fullmatch(name)
-        if name_match is None or name_match.group(1) is None:  # pragma: no cover - grammar
-            raise InvalidReference(f"invalid reference format: {text!r}")
+        if name_match is None or name_match.group(1) is None:
+            # "a.b_c/d": split off as a domain (it has a '.') that the domain grammar then
+            # refuses. Docker would keep it as a domain-less name; pallet refuses it.
+            raise InvalidReference(
+                f"invalid reference format: {text!r}: invalid registry host {domain!r}"
+            )
         parsed_digest: Digest | None = None
         if digest:
             try:
