@@ -345,5 +345,5 @@ def test_familiar_form_ambiguity_matches_docker() -> None:
 
 
 def test_dotted_first_component_must_be_a_valid_host() -> None:
-    with pytest.raises(InvalidReference, match="invalid registry host '0.0__0'"):
+    with pytest.raises(InvalidReference, match=r"invalid registry host '0\.0__0'"):
         Reference.parse("0.0__0/0")
