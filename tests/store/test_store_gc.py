@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 from pallet.oci.descriptor import Descriptor
@@ -167,3 +169,15 @@ def test_check_accepts_what_may_legitimately_be_absent(store: Store, kit: Any) -
     report = store.check()
     assert report.ok, report.problems
     assert store.gc().removed_blobs == ()
+
+
+def test_a_lease_taken_by_another_process_is_honoured(store: Store, kit: Any) -> None:
+    blob = store.write_blob(b"pulled elsewhere")
+    code = (
+        "import sys; from pathlib import Path; from pallet.store import Store; "
+        "from pallet.oci.digest import Digest; "
+        "Store.open(Path(sys.argv[1])).lease([Digest(sys.argv[2])], ttl=600)"
+    )
+    subprocess.run([sys.executable, "-c", code, str(store.root), blob], check=True)
+    assert store.gc().removed_blobs == ()  # the lease outlives its (exited) process
+    assert store.has_blob(blob)

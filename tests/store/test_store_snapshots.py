@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pallet.errors import NotFound
 from pallet.oci.digest import Digest
 from pallet.store import Store
 from pallet.store import overlay as overlay_mod
@@ -199,3 +200,11 @@ def test_check_finds_a_missing_parent_snapshot(store: Store, kit: Any) -> None:
     report = store.check()
     assert [(p.kind, p.subject) for p in report.problems] == [("missing-snapshot", bottom)]
     assert top in report.missing[0].detail
+
+
+def test_mounting_an_absent_snapshot_names_it(store: Store, kit: Any, mounted: Path) -> None:
+    present = add_snapshot(store, kit, None, lambda fs: (fs / "f").write_text("1"))
+    absent = kit.sha256(b"never extracted")
+    with pytest.raises(NotFound, match=absent):
+        store.snapshots.mount([present, absent], mounted)
+    assert not os.path.ismount(mounted)
