@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+import io
 import json
 import ssl
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,6 +169,37 @@ def make_registry(tmp_path: Path) -> Iterator[Any]:
     yield make
     for reg in started:
         reg.stop()
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, input: str = "") -> CliResult:
+    """``pallet ARGS`` in this process (a subprocess per call would cost seconds)."""
+    from pallet.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    saved_stdin = sys.stdin
+    sys.stdin = io.StringIO(input)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.stdin = saved_stdin
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli() -> Any:
+    return run_cli
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import base64
 import datetime
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -33,9 +31,10 @@ def basic(user: str, password: str | None = None) -> str:
     return "Basic " + base64.b64encode(raw).decode()
 
 
-@pytest.fixture
-def htpasswd_file(tmp_path):
-    path = tmp_path / "htpasswd"
+@pytest.fixture(scope="module")
+def htpasswd_file(tmp_path_factory):
+    # bcrypt is slow on purpose: hash the users once for the whole module.
+    path = tmp_path_factory.mktemp("users") / "htpasswd"
     store = Htpasswd(path)
     for user, password in USERS.items():
         store.set(user, password)
@@ -264,14 +263,11 @@ def test_tls(make_registry, make_client, tmp_path):
     )
 
 
-def test_user_cli_add_list_rm(tmp_path):
+def test_user_cli_add_list_rm(tmp_path, cli):
     data = tmp_path / "data"
-    base = [sys.executable, "-m", "pallet", "registry", "user"]
 
-    def run(*args, **kw):
-        return subprocess.run(
-            [*base, *args, "--data", str(data)], capture_output=True, text=True, **kw
-        )
+    def run(*args, input=""):
+        return cli("registry", "user", *args, "--data", str(data), input=input)
 
     assert run("add", "dave", "--password-stdin", input="s3cret\n").returncode == 0
     assert run("add", "erin", "--password-stdin", input="pw2\n").returncode == 0

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 
 from pallet.oci.digest import Digest
@@ -102,41 +100,19 @@ def test_orphan_files_and_stale_uploads(client, registry):
     assert client.request("GET", location).status == 404
 
 
-def test_gc_cli_dry_run(client, registry, tmp_path):
+def test_gc_cli_dry_run(client, registry, cli):
     orphan = client.push_blob("app/e", b"cli orphan")
     _age_links(registry.config.data, 7200)
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pallet",
-            "registry",
-            "gc",
-            "--dry-run",
-            "--data",
-            str(registry.config.data),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    out = cli("registry", "gc", "--dry-run", "--data", str(registry.config.data))
+    assert out.returncode == 0, out.stderr
     assert f"would remove blob {orphan}" in out.stdout
     assert client.request("GET", f"/v2/app/e/blobs/{orphan}").status == 200
-    out = subprocess.run(
-        [sys.executable, "-m", "pallet", "registry", "gc", "--data", str(registry.config.data)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert f"removed blob {orphan}" in out.stdout
+    out = cli("registry", "gc", "--json", "--data", str(registry.config.data))
+    assert json.loads(out.stdout)["blobs_removed"] == [orphan]
     assert client.request("GET", f"/v2/app/e/blobs/{orphan}").status == 404
 
 
-def test_gc_cli_on_missing_data_is_one_line_error(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "pallet", "registry", "gc", "--data", str(tmp_path / "none")],
-        capture_output=True,
-        text=True,
-    )
+def test_gc_cli_on_missing_data_is_one_line_error(tmp_path, cli):
+    out = cli("registry", "gc", "--data", str(tmp_path / "none"))
     assert out.returncode != 0
     assert out.stderr.startswith("error: no registry data in")

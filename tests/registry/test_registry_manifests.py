@@ -197,10 +197,18 @@ def test_invalid_manifests_are_400(client, body):
     assert r.status == 400 and r.error_codes == ["MANIFEST_INVALID"]
 
 
-def test_content_type_contradicting_media_type_is_refused(client):
+def test_content_type_of_another_kind_is_refused(client):
     layer, config = push_parts(client)
-    r, _ = push(client, "x", client.image_manifest([layer], config), media_type=DOCKER_MANIFEST)
+    r, _ = push(client, "x", client.image_manifest([layer], config), media_type=OCI_INDEX)
     assert r.status == 400 and r.error_codes == ["MANIFEST_INVALID"]
+
+
+def test_body_media_type_wins_over_content_type_flavour(client):
+    layer, config = push_parts(client)
+    r, body = push(client, "x", client.image_manifest([layer], config), media_type=DOCKER_MANIFEST)
+    assert r.status == 201
+    got = client.request("GET", f"/v2/{REPO}/manifests/x")
+    assert got.header("Content-Type") == OCI_MANIFEST and got.body == body
 
 
 def test_manifest_over_size_limit(make_registry, make_client):

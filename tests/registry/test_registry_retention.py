@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 
 from pallet.registry.config import RetentionConfig, RetentionPolicy
 from pallet.registry.retention import run_retention_offline
@@ -111,7 +109,7 @@ def test_untagged_removal_keeps_index_children_referrers_and_recent_pushes(clien
         assert client.request("GET", f"/v2/svc/multi/manifests/{digest}").status == 200
 
 
-def test_retention_cli_with_config_file(client, registry, tmp_path):
+def test_retention_cli_with_config_file(client, registry, tmp_path, cli):
     for t in ["a", "b", "c"]:
         client.push_image("team/x", t, [t.encode()])
     _set_pushed(registry.config.data, "team/x", {"a": 300, "b": 200, "c": 100})
@@ -122,11 +120,12 @@ def test_retention_cli_with_config_file(client, registry, tmp_path):
         'repositories = ["team/*"]\n'
         "keep_last = 1\n"
     )
-    cmd = [sys.executable, "-m", "pallet", "registry", "retention", "--config", str(config)]
-    out = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, check=True)
+    cmd = ["registry", "retention", "--config", str(config)]
+    out = cli(*cmd, "--dry-run")
+    assert out.returncode == 0, out.stderr
     assert "would delete tag team/x:a" in out.stdout and "would delete tag team/x:b" in out.stdout
     assert _tags(client, "team/x") == ["a", "b", "c"]
-    subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert cli(*cmd).returncode == 0
     assert _tags(client, "team/x") == ["c"]
 
 

@@ -1,35 +1,33 @@
 """The distribution spec's grammar for repository names, tags and references.
 
 Every name and reference is checked here before it reaches storage, so nothing such as
-``..``, an absolute path or a NUL byte can ever become part of a file path or a key.
+``..``, an absolute path or a NUL byte can ever become part of a file path or a key. The
+grammar itself is pallet.oci.reference's.
 """
 
 from __future__ import annotations
 
-import re
-
-from pallet.errors import InvalidDigest
+from pallet.errors import InvalidDigest, InvalidReference
 from pallet.oci.digest import Digest
+from pallet.oci.reference import is_valid_tag, parse_repository_name
 from pallet.registry.apierrors import ApiError
 
-_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
-_NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
-_TAG = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
-MAX_NAME_LENGTH = 255
+__all__ = ["check_digest", "check_name", "is_valid_name", "is_valid_tag", "parse_reference"]
 
 
 def is_valid_name(name: str) -> bool:
-    return len(name) <= MAX_NAME_LENGTH and _NAME.fullmatch(name) is not None
-
-
-def is_valid_tag(tag: str) -> bool:
-    return _TAG.fullmatch(tag) is not None
+    try:
+        parse_repository_name(name)
+    except InvalidReference:
+        return False
+    return True
 
 
 def check_name(name: str) -> str:
-    if not is_valid_name(name):
-        raise ApiError("NAME_INVALID", f"invalid repository name {name[:300]!r}")
-    return name
+    try:
+        return parse_repository_name(name)
+    except InvalidReference as exc:
+        raise ApiError("NAME_INVALID", str(exc)[:400]) from None
 
 
 def check_digest(text: str) -> Digest:
