@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pallet.dockerfile import shell
 from pallet.dockerfile.shell import MAX_NESTING, ShellExpansionError, ShellLex
 
 BACKSLASH = ShellLex("\\")
@@ -138,7 +141,7 @@ _WORDS = st.text(_ALPHABET, max_size=40)
 _ENV = st.dictionaries(st.sampled_from(["a", "b", "ab", "1", "#", "_"]), _WORDS, max_size=4)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(word=_WORDS, env=_ENV, escape=st.sampled_from(["\\", "`"]), raw=st.booleans())
 def test_expansion_only_ever_raises_shell_expansion_error(
     word: str, env: dict[str, str], escape: str, raw: bool
@@ -161,3 +164,42 @@ def test_expansion_only_ever_raises_shell_expansion_error(
 def test_word_without_special_characters_is_unchanged(word: str) -> None:
     assert BACKSLASH.process_word(word, {"A": "x"}) == word
     assert BACKSLASH.process_word_with_matches(word, {})[0] == word
+
+
+def test_many_stars_against_a_long_value_finish() -> None:
+    # a backtracking regex engine needs ~300**4 steps here; Go's (and ours) is linear
+    value = "a" * 300
+    assert BACKSLASH.process_word("${V##*a*a*a*a*b}", {"V": value}) == value
+    assert BACKSLASH.process_word("${V//*a*a*a*a*b/x}", {"V": value}) == value
+    assert BACKSLASH.process_word("${V##*a*a*a*a*b}", {"V": value + "b"}) == ""
+
+
+def _reference_regex(elements: tuple[object, ...], greedy: bool) -> re.Pattern[str]:
+    """The regex BuildKit builds for these elements, run by Python's backtracking re
+    (leftmost-first, like Go's engine)."""
+    star = ".*" if greedy else ".*?"
+    parts = [
+        star if e == shell._STAR else "." if e == shell._ANY else re.escape(str(e))
+        for e in elements
+    ]
+    return re.compile("".join(parts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pattern=st.text(st.sampled_from(list("*?ab\n")), max_size=6),
+    value=st.text(st.sampled_from(list("aab\n")), max_size=10),
+    greedy=st.booleans(),
+    start=st.integers(0, 10),
+)
+def test_pattern_search_agrees_with_a_backtracking_engine(
+    pattern: str, value: str, greedy: bool, start: int
+) -> None:
+    elements = shell._parse_pattern(pattern)
+    search = shell._PatternSearch(elements, value, greedy=greedy)
+    regex = _reference_regex(elements, greedy)
+    start = min(start, len(value))
+    anchored = regex.match(value, start)
+    assert search.match_at(start) == (anchored.end() if anchored else None)
+    found = regex.search(value, start)
+    assert search.search(start) == (found.span() if found else None)

@@ -24,7 +24,6 @@ build cache key of a step includes exactly the build args the step used.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeAlias
 
@@ -428,13 +427,13 @@ class _Expansion:
         value, found = self.get_env(name)
         if self.lex.skip_unset_env and not found:
             return "${" + name + "/" + pattern + "/" + replacement + "}"
-        regex = _shell_pattern(pattern, greedy=True, anchored=False)
+        matcher = _PatternSearch(_parse_pattern(pattern), value, greedy=True)
         if replace_all:
-            return _go_replace_all(regex, value, replacement)
-        match = regex.search(value)
-        if match is None:
+            return _go_replace_all(matcher, value, replacement)
+        span = matcher.search(0)
+        if span is None:
             return value
-        return value[: match.start()] + replacement + value[match.end() :]
+        return value[: span[0]] + replacement + value[span[1] :]
 
     def _nested_word(self, stop: str, raw_escapes: bool, missing: str) -> str:
         try:
@@ -448,15 +447,24 @@ class _Expansion:
 # -- ${VAR#pattern} and ${VAR/pattern/replacement} -----------------------------------
 
 
+# A pattern is a sequence of elements: a literal character, _ANY (one character
+# but a newline, Go's ".") or _STAR (a run of such characters, Go's ".*" / ".*?").
+_ANY = 0
+_STAR = 1
+_Element = str | int
+#: bits of bookkeeping a pattern match may use (stars x value length): beyond this a
+#: ${VAR#pattern} is refused instead of exhausting memory
+MAX_PATTERN_WORK = 1 << 28
+
+
 @functools.lru_cache(maxsize=256)
-def _shell_pattern(pattern: str, *, greedy: bool, anchored: bool) -> re.Pattern[str]:
+def _parse_pattern(pattern: str) -> tuple[_Element, ...]:
     """A shell pattern as BuildKit reads it: ``*`` ``?`` and ``\\`` escapes, nothing else.
 
     ``[`` is a literal character (BuildKit has no bracket expressions), and
     ``\\}`` / ``\\/`` are the delimiters of ``${...}`` written literally.
     """
-    out = ["^"] if anchored else []
-    star = ".*" if greedy else ".*?"
+    elements: list[_Element] = []
     # Go's text/scanner drops a leading byte-order mark here too
     text = pattern[1:] if pattern.startswith(_BOM) else pattern
     i, n = 0, len(text)
@@ -464,9 +472,10 @@ def _shell_pattern(pattern: str, *, greedy: bool, anchored: bool) -> re.Pattern[
         ch = text[i]
         i += 1
         if ch == "*":
-            out.append(star)
+            if not elements or elements[-1] != _STAR:  # ** matches what * matches
+                elements.append(_STAR)
         elif ch == "?":
-            out.append(".")
+            elements.append(_ANY)
         elif ch == "\\":
             if i < n and text[i] in "}/":
                 continue
@@ -476,20 +485,112 @@ def _shell_pattern(pattern: str, *, greedy: bool, anchored: bool) -> re.Pattern[
                 raise _Failure(
                     f"invalid pattern ({pattern}) in substitution: invalid escape '\\{escaped}'"
                 )
-            out.append(re.escape(escaped))
+            elements.append(escaped)
         else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out))
+            elements.append(ch)
+    return tuple(elements)
+
+
+class _PatternSearch:
+    """Leftmost-first matching of one pattern in one value, in Go's regexp semantics.
+
+    BuildKit hands these patterns to Go's linear-time regexp engine; Python's
+    backtracking ``re`` is exponential in the number of ``*``. Instead, for every
+    element ``j`` a bit set ``ok[j]`` records the positions from which the rest of
+    the pattern can match (computed right to left with shifts and masks); the
+    match is then read off left to right, each ``*`` taking the shortest (lazy)
+    or longest (greedy) length that still lets the rest match, which is exactly
+    the match a backtracking engine finds first.
+    """
+
+    def __init__(self, elements: tuple[_Element, ...], value: str, *, greedy: bool) -> None:
+        n = len(value)
+        stars = elements.count(_STAR)
+        if stars * (n + 1) > MAX_PATTERN_WORK:
+            raise _Failure(f"pattern with {stars} '*' is too complex for a {n}-character value")
+        self.elements = elements
+        self.value = value
+        self.greedy = greedy
+        # translate every character to "0"/"1" at C speed, then read the bits
+        zeros = dict.fromkeys(map(ord, set(value)), "0")
+        self.not_newline = _bits(value.translate({**dict.fromkeys(zeros, "1"), 10: "0"}))
+        ok = (1 << (n + 1)) - 1  # past the last element: matched, wherever we are
+        self.ok_after: list[int] = [0] * len(elements)  # ok[j + 1], kept for stars
+        masks: dict[str, int] = {}
+        for j in range(len(elements) - 1, -1, -1):
+            element = elements[j]
+            self.ok_after[j] = ok
+            if not ok:
+                continue  # nothing after can match: nothing before can either
+            if element == _STAR:
+                ok = _spread_left(ok, self.not_newline, n)
+            elif element == _ANY:
+                ok = (ok >> 1) & self.not_newline
+            else:
+                assert isinstance(element, str)
+                mask = masks.get(element)
+                if mask is None:
+                    mask = masks[element] = _bits(value.translate({**zeros, ord(element): "1"}))
+                ok = (ok >> 1) & mask
+        self.ok_start = ok
+
+    def match_at(self, start: int) -> int | None:
+        """End of the match that starts exactly at ``start``, or None."""
+        if not (self.ok_start >> start) & 1:
+            return None
+        pos = start
+        value = self.value
+        for j, element in enumerate(self.elements):
+            if element != _STAR:
+                pos += 1
+                continue
+            newline = value.find("\n", pos)
+            run = (newline if newline >= 0 else len(value)) - pos
+            lengths = (self.ok_after[j] >> pos) & ((1 << (run + 1)) - 1)
+            if self.greedy:
+                pos += lengths.bit_length() - 1
+            else:
+                pos += (lengths & -lengths).bit_length() - 1
+        return pos
+
+    def search(self, start: int) -> tuple[int, int] | None:
+        """The leftmost match beginning at ``start`` or later."""
+        candidates = self.ok_start >> start
+        if not candidates:
+            return None
+        begin = start + (candidates & -candidates).bit_length() - 1
+        end = self.match_at(begin)
+        assert end is not None
+        return begin, end
+
+
+def _bits(flags: str) -> int:
+    """ "0"/"1" per position, position 0 first, as an int with bit i for position i."""
+    return int(flags[::-1], 2) if flags else 0
+
+
+def _spread_left(ok: int, passable: int, n: int) -> int:
+    """Positions from which a run of ``passable`` positions leads to an ``ok`` one.
+
+    Doubling steps: after the step with shift k, ``reach`` covers runs up to 2k long.
+    """
+    reach = ok
+    shift = 1
+    while shift <= n and passable:
+        reach |= (reach >> shift) & passable
+        passable &= passable >> shift
+        shift <<= 1
+    return reach
 
 
 def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    match = _shell_pattern(pattern, greedy=greedy, anchored=True).match(value)
-    return value[match.end() :] if match else value
+    end = _PatternSearch(_parse_pattern(pattern), value, greedy=greedy).match_at(0)
+    return value if end is None else value[end:]
 
 
 def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
-    # A regex finds the leftmost match, not the shortest rightmost one: reverse the
-    # value and the pattern (keeping each escape in front of what it escapes).
+    # Leftmost matching cannot find the shortest rightmost match: reverse the value
+    # and the pattern (keeping each escape in front of what it escapes), as BuildKit.
     trimmed = _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy)
     return trimmed[::-1]
 
@@ -510,7 +611,7 @@ def _reverse_pattern(pattern: str) -> str:
     return "".join(out)
 
 
-def _go_replace_all(regex: re.Pattern[str], value: str, template: str) -> str:
+def _go_replace_all(matcher: _PatternSearch, value: str, template: str) -> str:
     """Go's Regexp.ReplaceAllString: an empty match right after a match is not replaced,
     and ``$0`` / ``${0}`` in the replacement stand for the matched text."""
     out: list[str] = []
@@ -518,13 +619,13 @@ def _go_replace_all(regex: re.Pattern[str], value: str, template: str) -> str:
     search = 0
     n = len(value)
     while search <= n:
-        match = regex.search(value, search)
-        if match is None:
+        span = matcher.search(search)
+        if span is None:
             break
-        start, end = match.span()
+        start, end = span
         out.append(value[last_end:start])
         if end > last_end or start == 0:
-            out.append(_go_expand(template, match.group(0)))
+            out.append(_go_expand(template, value[start:end]))
         last_end = end
         search = search + 1 if search + 1 > end else end
     out.append(value[last_end:])
