@@ -7,6 +7,11 @@ import click
 
 def register(group: click.Group) -> None:
     """Add every command to ``group``. New command modules are listed here."""
+    from pallet.cli import (
+        images_cmd,
+    )  # images, inspect, history, tag, rmi, import, bootstrap, system
+
+    images_cmd.register(group)
     from pallet.cli.registry_cmd import registry
 
     group.add_command(registry)
