@@ -13,7 +13,7 @@ from pallet.dockerfile.gostrings import lower
 from pallet.dockerfile.heredoc import chomp
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Position:
     line: int
     column: int
@@ -28,12 +28,17 @@ class Directive:
     line: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Flag:
     """One ``--name[=value]`` word before an instruction's arguments (quotes removed)."""
 
     text: str  # the whole word as BuildKit keeps it, e.g. "--from=build"
-    position: Position
+    line: int
+    column: int
+
+    @property
+    def position(self) -> Position:
+        return Position(self.line, self.column)
 
     @property
     def name(self) -> str:
@@ -47,12 +52,17 @@ class Flag:
         return value if eq else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Arg:
     """One argument node: its value and where it starts in the source."""
 
     value: str
-    position: Position
+    line: int
+    column: int
+
+    @property
+    def position(self) -> Position:
+        return Position(self.line, self.column)
 
 
 @dataclass(frozen=True)

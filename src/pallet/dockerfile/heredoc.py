@@ -105,6 +105,7 @@ def _plain_run(stop: str | None) -> re.Pattern[str]:
 
 
 _PLAIN = {stop: _plain_run(stop) for stop in (None, "}", "/")}
+_SPACE_RUN = re.compile("[" + re.escape(GO_SPACE) + "]+")
 
 
 class _Words:
@@ -190,6 +191,13 @@ class _Lexer:
                     self.pos = m.end()
                     continue
                 ch = self.s[self.pos]
+                if is_space(ch):  # a run of blanks ends the word once; the rest are no-ops
+                    m = _SPACE_RUN.match(self.s, self.pos)
+                    assert m is not None
+                    words.add_char(ch)
+                    result.append(m.group())
+                    self.pos = m.end()
+                    continue
                 if stop is not None and ch == stop:
                     self.pos += 1
                     return "".join(result), words.get_words()

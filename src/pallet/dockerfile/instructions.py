@@ -19,7 +19,7 @@ from pallet.dockerfile.ast import Dockerfile, Heredoc, Instruction, Position
 from pallet.dockerfile.durations import MILLISECOND, DurationError, parse_duration
 from pallet.dockerfile.errors import DockerfileError
 from pallet.dockerfile.flags import FlagError, FlagKind, ParsedFlags, parse_flags
-from pallet.dockerfile.gostrings import equal_fold, lower, trim_space, upper
+from pallet.dockerfile.gostrings import equal_fold, lower, quote, trim_space, upper
 from pallet.dockerfile.heredoc import HeredocLexError, HeredocTooDeep, chomp, parse_heredoc
 from pallet.dockerfile.mounts import (
     Device,
@@ -287,7 +287,7 @@ def parse_instruction(node: Instruction) -> TypedInstruction:
 def _unknown_instruction(node: Instruction) -> DockerfileError:
     if not node.keyword:
         return _error(node, "unexpected end of file: the last line continues onto nothing")
-    message = f'unknown instruction "{node.keyword}"'
+    message = f"unknown instruction {quote(node.keyword)}"
     match = search(node.keyword, [upper(i) for i in INSTRUCTIONS], case_sensitive=False)
     if match is not None:
         message += f' (did you mean "{match}"?)'

@@ -17,6 +17,7 @@ because the tree must match BuildKit's dump byte for byte.
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,15 +97,26 @@ class _LineMap:
     def __init__(self) -> None:
         self.starts: list[int] = []  # offset in the logical line where each piece starts
         self.places: list[tuple[int, int]] = []  # (line, column) of each piece's start
+        self._last = 0
 
     def add(self, at: int, line: int, column: int) -> None:
         self.starts.append(at)
         self.places.append((line, column))
 
-    def position(self, offset: int) -> Position:
-        i = max(bisect.bisect_right(self.starts, offset) - 1, 0)
+    def place(self, offset: int) -> tuple[int, int]:
+        """(line, column) of ``offset``."""
+        starts = self.starts
+        i = self._last  # offsets mostly come in increasing order: try the last piece first
+        if not (starts[i] <= offset and (i + 1 == len(starts) or offset < starts[i + 1])):
+            i = bisect.bisect_right(starts, offset) - 1
+            if i < 0:
+                i = 0
+            self._last = i
         line, column = self.places[i]
-        return Position(line, column + offset - self.starts[i])
+        return line, column + offset - starts[i]
+
+    def position(self, offset: int) -> Position:
+        return Position(*self.place(offset))
 
 
 # ---------------------------------------------------------------------------- public
@@ -345,18 +357,18 @@ def _to_instruction(
     heredocs: tuple[Heredoc, ...],
     comments: tuple[str, ...],
 ) -> Instruction:
-    pos = linemap.position
+    place = linemap.place
     sub = None
     if parsed.sub is not None:
         sub = _to_instruction(parsed.sub, linemap, start_line, end_line, (), ())
     return Instruction(
         keyword=parsed.keyword,
-        flags=tuple(Flag(text, pos(at)) for text, at in parsed.flags),
-        args=tuple(Arg(value, pos(at)) for value, at in parsed.args),
+        flags=tuple(Flag(text, *place(at)) for text, at in parsed.flags),
+        args=tuple(Arg(value, *place(at)) for value, at in parsed.args),
         json_form=parsed.json_form,
         heredocs=heredocs,
         original=parsed.original,
-        position=pos(parsed.keyword_at),
+        position=linemap.position(parsed.keyword_at),
         start_line=start_line,
         end_line=end_line,
         sub=sub,
@@ -598,68 +610,80 @@ def _parse_healthcheck(rest: str, escape: str, keyword: str) -> _Args:
 
 
 def parse_words(rest: str, escape: str) -> list[tuple[str, int]]:
-    """parseWords: split on whitespace, keeping quotes and escapes inside the words."""
+    """parseWords: split on whitespace, keeping quotes and escapes inside the words.
+
+    A quote groups text up to the matching quote (an escape inside double quotes
+    protects the next character); an escape outside quotes protects the next character;
+    an escape at the very end is dropped. Invalid UTF-8 becomes U+FFFD, as Go's rune
+    iteration makes it.
+    """
     s = runes(rest)
     if "'" not in s and '"' not in s and escape not in s:
         return [(m.group(), m.start()) for m in _GO_WORD_RUN.finditer(s)]
+    plain, in_double = _word_patterns(escape)
     words: list[tuple[str, int]] = []
-    word: list[str] = []
-    phase = 0  # 0: between words, 1: in a word, 2: in quotes
-    quote_char = ""
-    blank_ok = False
-    start = 0
     n = len(s)
     pos = 0
-    while pos <= n:
-        ch = s[pos] if pos < n else ""
-        if phase == 0:
-            if pos == n:
-                break
-            if is_space(ch):
-                pos += 1
+    while True:
+        pos = _GO_SPACE_RUN.match(s, pos).end()  # type: ignore[union-attr]
+        if pos >= n:
+            return words
+        start = pos
+        word: list[str] = []
+        blank_ok = False
+        while pos < n:
+            m = plain.match(s, pos)
+            if m is not None:
+                word.append(m.group())
+                pos = m.end()
                 continue
-            phase = 1
-            start = pos
-        if pos == n:
-            if blank_ok or word:
-                words.append(("".join(word), start))
-            break
-        if phase == 1:
-            if is_space(ch):
-                phase = 0
-                if blank_ok or word:
-                    words.append(("".join(word), start))
-                word = []
-                blank_ok = False
-                pos += 1
-                continue
-            if ch in "'\"":
-                quote_char = ch
-                blank_ok = True
-                phase = 2
-            if ch == escape:
-                if pos + 1 == n:
-                    pos += 1
-                    continue
-                word.append(ch)
-                pos += 1
-                ch = s[pos]
-            word.append(ch)
-            pos += 1
-            continue
-        if ch == quote_char:
-            phase = 1
-        if ch == escape and quote_char != "'":
-            if pos + 1 == n:
-                phase = 1
-                pos += 1
-                continue
-            pos += 1
-            word.append(ch)
             ch = s[pos]
-        word.append(ch)
-        pos += 1
-    return words
+            if is_space(ch):
+                break
+            if ch == escape:
+                if pos + 1 < n:
+                    word.append(s[pos : pos + 2])
+                pos += 2
+                continue
+            # a quote: text up to the matching quote, which is kept too
+            blank_ok = True
+            word.append(ch)
+            pos += 1
+            if ch == "'":
+                close = s.find("'", pos)
+                end = n if close < 0 else close + 1
+                word.append(s[pos:end])
+                pos = end
+                continue
+            while pos < n:
+                m = in_double.match(s, pos)
+                if m is not None:
+                    word.append(m.group())
+                    pos = m.end()
+                    continue
+                c = s[pos]
+                if c == '"':
+                    word.append(c)
+                    pos += 1
+                    break
+                # the escape: keeps itself and the next character; dropped at the end
+                if pos + 1 < n:
+                    word.append(s[pos : pos + 2])
+                pos += 2
+        if blank_ok or word:
+            words.append(("".join(word), start))
+        pos = min(pos, n)
+
+
+_GO_SPACE_RUN = re.compile("[" + re.escape(GO_SPACE) + "]*")
+
+
+@functools.cache
+def _word_patterns(escape: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Runs of ordinary characters outside quotes, and inside double quotes."""
+    outside = re.compile("[^" + re.escape(GO_SPACE + "'\"" + escape) + "]+")
+    inside = re.compile("[^" + re.escape('"' + escape) + "]+")
+    return outside, inside
 
 
 def _parse_arg(rest: str, escape: str, keyword: str) -> _Args:

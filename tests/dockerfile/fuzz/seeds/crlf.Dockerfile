@@ -1,0 +1,4 @@
+FROM a
+RUN b \
+  c
+﻿CMD d
