@@ -180,3 +180,15 @@ def test_a_builder_killed_midway_leaves_nothing_visible(store: Store) -> None:
     assert store.check().ok
     assert store.gc().removed_leftovers == (work,)
     assert list((store.root / "snapshots").iterdir()) == []
+
+
+def test_an_image_unpacks_flat_without_snapshots(store: Store, kit: Any, tmp_path: Path) -> None:
+    """The rootless fallback: blobs unpacked in order, whiteouts deleting."""
+    image = two_layer_image(kit)
+    kit.put_image(store, image)
+    store.snapshots.materialize_layers(image.layer_descriptors, image.diff_ids, tmp_path / "fs")
+    assert view(tmp_path / "fs") == EXPECTED
+    assert store.snapshots.chain_ids() == []
+    wrong = [image.diff_ids[0], kit.sha256(b"other")]
+    with pytest.raises(DigestMismatch, match=image.layer_digests[1]):
+        store.snapshots.materialize_layers(image.layer_descriptors, wrong, tmp_path / "again")

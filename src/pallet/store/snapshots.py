@@ -84,6 +84,13 @@ def _sync_filesystem(path: Path) -> None:
         os.close(fd)
 
 
+def _check_diff_id(layer: Descriptor, actual: Digest, expected: Digest) -> None:
+    if actual != expected:
+        raise DigestMismatch(
+            f"layer {layer.digest} unpacks to {actual}, but the image config says {expected}"
+        )
+
+
 class SnapshotStore:
     def __init__(
         self, root: Path, blobs: BlobStore, guard: Callable[[], AbstractContextManager[None]]
@@ -182,11 +189,7 @@ class SnapshotStore:
         with self.workspace() as work:
             with self._blobs.open(layer.digest) as raw, open_decompressed(raw) as tar:
                 result = extract_layer(tar, work / FS_DIR, whiteouts="overlay")
-            if result.diff_id != diff_id:
-                raise DigestMismatch(
-                    f"layer {layer.digest} unpacks to {result.diff_id}, "
-                    f"but the image config says {diff_id}"
-                )
+            _check_diff_id(layer, result.diff_id, diff_id)
             self._publish(work, SnapshotInfo(chain_id, diff_id, parent, tree_digest(work / FS_DIR)))
 
     def ensure(self, layers: Sequence[Descriptor], diff_ids: Sequence[Digest]) -> list[Path]:
@@ -236,6 +239,24 @@ class SnapshotStore:
     def materialize(self, chain_ids: Sequence[Digest], dest: Path) -> None:
         """Copy the stack flattened into ``dest``: the fallback where overlay is missing."""
         apply.materialize(self.mount_lowerdirs(chain_ids), dest)
+
+    def materialize_layers(
+        self, layers: Sequence[Descriptor], diff_ids: Sequence[Digest], dest: Path
+    ) -> None:
+        """Unpack an image's layer blobs one over the other into ``dest``, whiteouts
+        applied (deleting), each verified against its diff ID: the fallback without
+        snapshots at all (no root: overlay-form whiteouts need it)."""
+        if len(layers) != len(diff_ids):
+            raise StoreError(
+                f"image has {len(layers)} layers but its config lists {len(diff_ids)} diff IDs"
+            )
+        dest.mkdir(parents=True, exist_ok=True)
+        if any(dest.iterdir()):
+            raise StoreError(f"{dest}: not empty; cannot unpack an image into it")
+        for layer, diff_id in zip(layers, diff_ids, strict=True):
+            with self._blobs.open(layer.digest) as raw, open_decompressed(raw) as tar:
+                result = extract_layer(tar, dest, whiteouts="apply")
+            _check_diff_id(layer, result.diff_id, Digest(diff_id))
 
     # -- maintenance ----------------------------------------------------------------
 
