@@ -25,6 +25,7 @@ DOC = HERE.parent / "docs" / "benchmarks.md"
 
 # name -> (module file, one-line description)
 BENCHMARKS: dict[str, tuple[str, str]] = {
+    "image": ("image_bench.py", "pallet import and save of a 1 GiB rootfs, beside podman"),
     "layer": (
         "layer_bench.py",
         "import/commit of a 1 GiB incompressible layer; compress + hash throughput",
