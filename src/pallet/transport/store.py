@@ -22,7 +22,7 @@ from pallet.oci.descriptor import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, De
 from pallet.oci.digest import Digest
 from pallet.store import Lease, Store
 from pallet.transport.base import ImageSource, ManifestBlob
-from pallet.transport.copy import CHUNK, VerifyingReader, copy, parse_image_manifest
+from pallet.transport.copy import CHUNK, copy, parse_image_manifest
 from pallet.transport.docker_archive import MANIFEST_FILE, DockerArchive, DockerArchiveWriter
 from pallet.transport.layout import (
     INDEX_FILE,
@@ -143,11 +143,9 @@ class StoreWriter:
 
     def put(self, desc: Descriptor, stream: BinaryIO) -> None:
         self._protect(desc.digest)
-        reader = VerifyingReader(stream, desc)
+        # the store's writer checks size and digest before the blob becomes visible
         with self.store.ingest(desc.digest, desc.size) as w:
-            while chunk := reader.read(CHUNK):
-                w.write(chunk)
-            reader.finish()
+            w.copy_from(stream, CHUNK)
             w.commit()
         self._added.append(desc.digest)
 
