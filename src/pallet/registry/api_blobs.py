@@ -49,7 +49,9 @@ async def get_blob(
 ) -> web.StreamResponse:
     digest = check_digest(ref)
     head = request.method == "HEAD"
-    size = state.meta.blob_size(name, digest, touch=head)
+    # A HEAD usually precedes a manifest push that relies on the blob: refresh its GC
+    # grace period (not in read-only mode, where nothing is written).
+    size = state.meta.blob_size(name, digest, touch=head and not state.config.read_only)
     if size is None:
         raise _blob_unknown(digest)
     headers = {
