@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pallet.errors import LayerError
+from pallet.errors import InvalidArgument, LayerError
 from pallet.layer import tarformat as tf
-from pallet.layer.writer import write_tar
+from pallet.layer.writer import source_date_epoch_from_env, write_tar
 
 
 def tar_of(root: Path, **kwargs: object) -> bytes:
@@ -120,6 +120,14 @@ def test_source_date_epoch_clamps_newer_mtimes(tmp_path: Path) -> None:
     os.utime(tmp_path / "new", (2_000_000_000, 2_000_000_000))
     got = {m.name: m.mtime for m in members(tar_of(tmp_path, source_date_epoch=1_000))}
     assert got == {"new": 1_000, "old": 100}
+
+
+def test_source_date_epoch_from_env() -> None:
+    assert source_date_epoch_from_env({}) is None
+    assert source_date_epoch_from_env({"SOURCE_DATE_EPOCH": ""}) is None
+    assert source_date_epoch_from_env({"SOURCE_DATE_EPOCH": "1700000000"}) == 1_700_000_000
+    with pytest.raises(InvalidArgument, match="SOURCE_DATE_EPOCH"):
+        source_date_epoch_from_env({"SOURCE_DATE_EPOCH": "yesterday"})
 
 
 def test_paths_restricts_and_sorts(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pallet.layer.compression import (
 )
 from pallet.layer.diff import commit_snapshot, snapshot_to_tar
 from pallet.layer.extract import ExtractResult, extract_layer
-from pallet.layer.writer import write_tar
+from pallet.layer.writer import source_date_epoch_from_env, write_tar
 
 __all__ = [
     "Compression",
@@ -28,5 +28,6 @@ __all__ = [
     "media_type",
     "open_decompressed",
     "snapshot_to_tar",
+    "source_date_epoch_from_env",
     "write_tar",
 ]

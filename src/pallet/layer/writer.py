@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from pallet.errors import LayerError
+from pallet.errors import InvalidArgument, LayerError
 from pallet.layer import tarformat as tf
 
 WHITEOUT_PREFIX = ".wh."
@@ -221,6 +221,20 @@ class _TreeWriter:
 
     def _write(self, entry: tf.Entry) -> None:
         self._sink.write(tf.encode_header(entry))
+
+
+def source_date_epoch_from_env(environ: Mapping[str, str] | None = None) -> int | None:
+    """``SOURCE_DATE_EPOCH`` from the environment, or None when unset or empty."""
+    value = (os.environ if environ is None else environ).get("SOURCE_DATE_EPOCH", "")
+    if not value:
+        return None
+    try:
+        epoch = int(value)
+    except ValueError:
+        raise InvalidArgument(f"SOURCE_DATE_EPOCH {value!r} is not a whole number") from None
+    if epoch < 0:
+        raise InvalidArgument(f"SOURCE_DATE_EPOCH {value!r} is negative")
+    return epoch
 
 
 def write_tar(
