@@ -253,13 +253,13 @@ class ContainerConfig:
     cmd: tuple[str, ...] | None = None
     volumes: tuple[str, ...] | None = None
     working_dir: str = ""
-    labels: Mapping[str, str] | None = None
+    labels: Mapping[str, str] | None = field(default=None, hash=False)
     stop_signal: str = ""
     args_escaped: bool = False
-    healthcheck: Mapping[str, Any] | None = None
+    healthcheck: Mapping[str, Any] | None = field(default=None, hash=False)
     on_build: tuple[str, ...] | None = None
     shell: tuple[str, ...] | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -324,7 +324,7 @@ class History:
     author: str = ""
     comment: str = ""
     empty_layer: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -344,7 +344,11 @@ class History:
 
 @dataclass(frozen=True)
 class ImageConfig:
-    """A validated image config. ``raw`` holds the parsed bytes until a change drops it."""
+    """A validated image config. ``raw`` holds the parsed bytes until a change drops it.
+
+    Equality compares content, not bytes: two encodings of the same config are equal but
+    have different image IDs, so compare ``image_id`` when identity matters.
+    """
 
     architecture: str
     os: str
@@ -356,8 +360,8 @@ class ImageConfig:
     config: ContainerConfig = field(default_factory=ContainerConfig)
     diff_ids: tuple[Digest, ...] = ()
     history: tuple[History, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    rootfs_extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    rootfs_extra: Mapping[str, Any] = field(default_factory=dict, hash=False)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
     raw: bytes | None = field(default=None, compare=False, repr=False)
 

@@ -48,7 +48,7 @@ class Index:
     media_type: str
     manifests: tuple[Descriptor, ...]
     subject: Descriptor | None = None
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict, hash=False)
     artifact_type: str = ""
 
     def __hash__(self) -> int:

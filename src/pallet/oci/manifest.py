@@ -111,7 +111,7 @@ class Manifest:
     config: Descriptor
     layers: tuple[Descriptor, ...]
     subject: Descriptor | None = None
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict, hash=False)
     artifact_type: str = ""
 
     def __hash__(self) -> int:
