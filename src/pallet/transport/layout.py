@@ -34,7 +34,7 @@ MAX_INDEX_SIZE = 16 << 20
 
 OCI_LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
-_LAYOUT_JSON = json.dumps({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}).encode()
+LAYOUT_JSON = json.dumps({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}).encode()
 
 
 class LayoutFiles(Protocol):
@@ -190,7 +190,7 @@ class LayoutSource:
 def write_layout_marker(root: Path) -> None:
     marker = root / OCI_LAYOUT_FILE
     if not marker.exists():
-        _atomic_write(marker, _LAYOUT_JSON)
+        _atomic_write(marker, LAYOUT_JSON)
 
 
 def index_json(entries: Sequence[dict[str, Any]]) -> bytes:

@@ -30,8 +30,8 @@ from pallet.oci.descriptor import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, De
 from pallet.transport.base import ManifestBlob
 from pallet.transport.copy import VerifyingReader
 from pallet.transport.layout import (
-    _LAYOUT_JSON,
     INDEX_FILE,
+    LAYOUT_JSON,
     OCI_LAYOUT_FILE,
     LayoutSource,
     blob_name,
@@ -39,6 +39,8 @@ from pallet.transport.layout import (
 )
 
 _MAX_LINK_HOPS = 16
+#: an archive listing more members than this is refused (the index is kept in memory)
+MAX_MEMBERS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class ArchiveIndex:
             raise TransportError(f"{self.label}: empty or not a tar archive")
 
     def _add(self, info: tarfile.TarInfo, archive_size: int) -> None:
+        if len(self.members) >= MAX_MEMBERS:
+            raise TransportError(f"{self.label}: more than {MAX_MEMBERS} members")
         name = _clean(info.name)
         if info.isfile():
             if info.offset_data + info.size > archive_size:
@@ -295,7 +299,7 @@ class OciArchiveWriter:
         self._tar = TarWriter(self._out.stream)
         self._written: set[str] = set()
         self._entries: list[dict[str, Any]] = []
-        self._tar.add_bytes(OCI_LAYOUT_FILE, _LAYOUT_JSON)
+        self._tar.add_bytes(OCI_LAYOUT_FILE, LAYOUT_JSON)
 
     def image(self, ref: str | None, image_name: str | None = None) -> OciArchiveDestination:
         """A destination for one image, listed in ``index.json`` as ``ref``.
