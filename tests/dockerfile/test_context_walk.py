@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pallet.dockerfile.context import (
+    BuildContextError,
     ContextEntry,
     EntryKind,
     find_ignore_file,
@@ -71,6 +72,11 @@ def test_load_ignore_file_error_names_the_file(tmp_path: Path) -> None:
         load_ignore_file(ignore)
     ignore.write_text("*.log\n")
     assert load_ignore_file(ignore).matches("a.log")
+
+
+def test_missing_context_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(BuildContextError, match="not a directory"):
+        list(walk_context(tmp_path / "nope", None))
 
 
 def test_walk_without_matcher_yields_everything_parents_first_in_name_order(

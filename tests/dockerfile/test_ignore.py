@@ -147,3 +147,35 @@ def test_linear_engine_agrees_with_python_re(glob: str, names: list[str]) -> Non
     nfa = ignore._Nfa(items)
     for name in names:
         assert nfa.matches(name) == bool(python.match(name)), (glob, go_regex, name)
+
+
+_SEGMENT = st.sampled_from(["a", "b", "ab", "a.b", "x*"])
+_WALK_PATTERN = st.builds(
+    lambda neg, parts: ("!" if neg else "") + "/".join(parts),
+    st.booleans(),
+    st.lists(
+        st.sampled_from(["a", "b", "ab", "*", "**", "a*", "?b", "[ab]", "a.b"]),
+        min_size=1,
+        max_size=3,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    patterns=st.lists(_WALK_PATTERN, max_size=5),
+    segments=st.lists(_SEGMENT, min_size=1, max_size=4),
+)
+def test_directory_matchers_agree_with_walk_matching(
+    patterns: list[str], segments: list[str]
+) -> None:
+    matcher = PatternMatcher(patterns)
+    state = None
+    directory = matcher.directory("")
+    for depth in range(1, len(segments) + 1):
+        path = "/".join(segments[:depth])
+        expected, state = matcher.matches_in_walk(path, state)
+        excluded, hits = directory.match(path)
+        assert excluded == expected
+        assert hits == tuple(i for i, hit in enumerate(state) if hit)
+        directory = matcher.directory(path, hits)

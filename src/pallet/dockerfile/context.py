@@ -19,7 +19,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pallet.dockerfile.ignore import IgnorePatternError, PatternMatcher, read_ignore_file
+from pallet.dockerfile.ignore import (
+    DirectoryMatcher,
+    IgnorePatternError,
+    PatternMatcher,
+    read_ignore_file,
+)
 from pallet.errors import PalletError
 
 __all__ = [
@@ -116,7 +121,7 @@ class _Pending:
 class _Frame:
     abs_path: str
     rel_prefix: str  # "" at the root, else "dir/"
-    state: tuple[bool, ...] | None  # per-pattern results of this directory
+    matcher: DirectoryMatcher | None  # the patterns that can apply to its entries
     pending: _Pending | None  # nearest unreported excluded ancestor chain
 
 
@@ -132,13 +137,16 @@ def walk_context(
     yielded whatever the patterns say, with the directories leading to them.
     """
     root = os.fspath(context_dir)
+    if not os.path.isdir(root):
+        raise BuildContextError(f"build context {root} is not a directory")
     forced = {p for p in (_relative(name) for name in always_include) if p}
     forced_dirs = {p[:i] for p in forced for i, ch in enumerate(p) if ch == "/"}
     active = matcher if matcher else None
     enter_excluded = _excluded_dir_policy(active)
 
     # depth first, like Go's WalkDir: a directory's contents come right after it
-    stack = [(_Frame(root, "", None, None), iter(_scan(root, skip_unreadable=False)))]
+    top = active.directory("") if active is not None else None
+    stack = [(_Frame(root, "", top, None), iter(_scan(root, skip_unreadable=False)))]
     while stack:
         frame, entries = stack[-1]
         entry = next(entries, None)
@@ -146,10 +154,10 @@ def walk_context(
             stack.pop()
             continue
         rel = frame.rel_prefix + entry.name
-        state: tuple[bool, ...] | None = None
+        hits: tuple[int, ...] = ()
         excluded = False
-        if active is not None:
-            excluded, state = active.matches_in_walk(rel, frame.state)
+        if frame.matcher is not None:
+            excluded, hits = frame.matcher.match(rel)
         try:
             is_dir = entry.is_dir(follow_symlinks=False)
         except OSError:
@@ -157,7 +165,7 @@ def walk_context(
         if excluded and rel not in forced:
             if is_dir and (rel in forced_dirs or enter_excluded(rel)):
                 pending = _Pending(rel, entry.path, frame.pending)
-                child = _Frame(entry.path, rel + "/", state, pending)
+                child = _Frame(entry.path, rel + "/", _below(active, rel, hits), pending)
                 stack.append((child, iter(_scan(entry.path, skip_unreadable=True))))
             continue
         try:
@@ -170,8 +178,14 @@ def walk_context(
             yield from _flush(frame.pending)
         yield ContextEntry(rel, st, _kind(st.st_mode))
         if is_dir:
-            child = _Frame(entry.path, rel + "/", state, None)
+            child = _Frame(entry.path, rel + "/", _below(active, rel, hits), None)
             stack.append((child, iter(_scan(entry.path, skip_unreadable=False))))
+
+
+def _below(
+    matcher: PatternMatcher | None, rel: str, hits: tuple[int, ...]
+) -> DirectoryMatcher | None:
+    return matcher.directory(rel, hits) if matcher is not None else None
 
 
 def _relative(name: str) -> str:

@@ -26,6 +26,7 @@ from typing import NamedTuple
 from pallet.errors import InvalidArgument
 
 __all__ = [
+    "DirectoryMatcher",
     "IgnorePatternError",
     "Pattern",
     "PatternMatcher",
@@ -129,6 +130,9 @@ class Pattern:
     #: path -> truthy when the pattern matches it, specialised per kind at compile
     #: time because the walk calls it for every entry and pattern
     test: Callable[[str], object] = field(repr=False, compare=False)
+    #: every path the pattern matches starts with this (lets a walk skip patterns
+    #: that cannot match anything in a directory)
+    head: str = ""
 
     def match(self, path: str) -> bool:
         return bool(self.test(path))
@@ -237,6 +241,21 @@ class PatternMatcher:
                 record(False)
         return matched, tuple(state)
 
+    def directory(self, path: str, hits: Iterable[int] = ()) -> DirectoryMatcher:
+        """The matcher for the entries of directory ``path`` ("" for the root) in a
+        walk; ``hits`` are the patterns the directory itself matched
+        (:meth:`DirectoryMatcher.match` returns them). Same results as
+        :meth:`matches_in_walk`, minus the patterns that cannot match below."""
+        inherited = set(hits)
+        prefix = path + "/" if path else ""
+        steps: list[tuple[int, bool, Callable[[str], object] | None]] = []
+        for index, pattern in enumerate(self.patterns):
+            if index in inherited:
+                steps.append((index, pattern.exclusion, None))
+            elif pattern.head.startswith(prefix) or prefix.startswith(pattern.head):
+                steps.append((index, pattern.exclusion, pattern.test))
+        return DirectoryMatcher(tuple(steps))
+
     def _matches_checking_parents(self, path: str) -> tuple[bool, tuple[bool, ...]]:
         matched = False
         state: list[bool] = []
@@ -254,6 +273,31 @@ class PatternMatcher:
             if hit:
                 matched = not exclusion
         return matched, tuple(state)
+
+
+class DirectoryMatcher:
+    """The patterns that can apply inside one directory, in order (see
+    :meth:`PatternMatcher.directory`)."""
+
+    __slots__ = ("_steps",)
+
+    def __init__(self, steps: tuple[tuple[int, bool, Callable[[str], object] | None], ...]) -> None:
+        # (pattern index, is an exception, test or None when the directory matched it)
+        self._steps = steps
+
+    def match(self, path: str) -> tuple[bool, tuple[int, ...]]:
+        """Whether the entry is excluded, and the patterns it matched (for its children)."""
+        matched = False
+        hits: list[int] = []
+        for index, exclusion, test in self._steps:
+            if test is None:
+                # the directory matched this pattern: so does everything below it
+                hits.append(index)
+                matched = not exclusion
+            elif exclusion == matched and test(path):
+                hits.append(index)
+                matched = not exclusion
+        return matched, tuple(hits)
 
 
 def _parent_prefixes(path: str) -> list[str]:
@@ -322,14 +366,23 @@ _GO_REGEX_META = frozenset(".+()|{}$")
 
 def _compile(text: str, exclusion: bool) -> Pattern:
     kind, go_regex = _classify(text)
-    if kind is not _Kind.REGEXP:
+    if kind is _Kind.EXACT:
+        return Pattern(text, exclusion, kind, _make_test(text, kind), head=text)
+    if kind is _Kind.PREFIX:
+        return Pattern(text, exclusion, kind, _make_test(text, kind), head=text[:-2])
+    if kind is _Kind.SUFFIX:
         return Pattern(text, exclusion, kind, _make_test(text, kind))
     try:
         test = _compile_go_regex(go_regex)
     except (_GoRegexError, re.error) as exc:
         # patternmatcher only reports this when the pattern is consulted
         return Pattern(text, exclusion, kind, _bad_regex_test(text, str(exc)))
-    return Pattern(text, exclusion, kind, test)
+    literal = _LITERAL_HEAD.match(text)
+    return Pattern(text, exclusion, kind, test, head=literal.group() if literal else "")
+
+
+# the characters a regexp-kind pattern starts with that reach its regex as themselves
+_LITERAL_HEAD = re.compile(r"[^*?\[\]\\^\ufeff]*")
 
 
 def _classify(text: str) -> tuple[_Kind, str]:
