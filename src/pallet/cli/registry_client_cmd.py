@@ -10,11 +10,12 @@ from pallet.cli.context import CliContext
 from pallet.errors import InvalidArgument
 from pallet.oci.platform import Platform
 from pallet.transport.registry_credentials import Credentials
-from pallet.transport.registry_login import login, logout, registry_name
 from pallet.transport.registry_progress import make_progress
-from pallet.transport.registry_pull import DEFAULT_CONCURRENCY, pull
-from pallet.transport.registry_push import push, tags_to_push
 from pallet.transport.registry_ref import ImageRef
+
+# The transfer modules import aiohttp; they are imported by the commands that use them
+# so that every other pallet command starts without it.
+DEFAULT_CONCURRENCY = 3
 
 
 def _familiar(image: ImageRef) -> str:
@@ -48,6 +49,8 @@ def pull_cmd(
     ref: str,
 ) -> None:
     """Pull an image (by tag or digest) from a registry into the store."""
+    from pallet.transport.registry_pull import pull
+
     image = ImageRef.parse(ref)
     if not quiet:
         click.echo(f"{image.tag or image.digest}: Pulling from {image.repository}")
@@ -86,6 +89,8 @@ def push_cmd(
     obj: CliContext, all_tags: bool, max_concurrent_uploads: int, quiet: bool, ref: str
 ) -> None:
     """Push an image (or, with --all-tags, every tag of its repository) to a registry."""
+    from pallet.transport.registry_push import push, tags_to_push
+
     image = ImageRef.parse(ref)
     if all_tags and ref.rsplit("/", 1)[-1].count(":"):
         raise InvalidArgument(f"{ref}: --all-tags takes a repository name without a tag")
@@ -113,6 +118,8 @@ def login_cmd(
     username: str | None, password: str | None, password_stdin: bool, registry: str | None
 ) -> None:
     """Log in to a registry (default Docker Hub); credentials go to ~/.docker/config.json."""
+    from pallet.transport.registry_login import login, registry_name
+
     name = registry_name(registry)
     if password is not None and password_stdin:
         raise InvalidArgument("--password and --password-stdin are mutually exclusive")
@@ -142,6 +149,8 @@ def login_cmd(
 @click.argument("registry", required=False)
 def logout_cmd(registry: str | None) -> None:
     """Remove the stored credentials of a registry (default Docker Hub)."""
+    from pallet.transport.registry_login import logout, registry_name
+
     name = registry_name(registry)
     if logout(name):
         click.echo(f"Removing login credentials for {name}")

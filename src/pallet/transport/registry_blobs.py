@@ -86,13 +86,14 @@ class RemoteBlob(io.RawIOBase):
         return cast(BinaryIO, self)
 
     async def _read(self, want: int) -> bytes:
-        buf = bytearray()
+        """Up to ``want`` bytes (at least one): whatever the connection has buffered, so
+        no bytes are copied more than aiohttp already does."""
         failures = 0
-        while len(buf) < want:
+        while True:
             try:
                 if self._resp is None:
                     self._resp = await self._open()
-                chunk = await self._resp.content.read(want - len(buf))
+                chunk = await self._resp.content.read(want)
                 if not chunk:
                     raise aiohttp.ClientPayloadError("connection closed before the blob's end")
             except NETWORK_ERRORS as exc:
@@ -105,9 +106,8 @@ class RemoteBlob(io.RawIOBase):
                 self.resumes += 1
                 await asyncio.sleep(backoff(failures - 1))
                 continue
-            buf += chunk
             self.pos += len(chunk)
-        return bytes(buf)
+            return chunk
 
     async def _drop(self) -> None:
         if self._resp is not None:

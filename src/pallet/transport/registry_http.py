@@ -31,6 +31,7 @@ ATTEMPTS = 5
 BACKOFF_START = 0.1
 BACKOFF_MAX = 2.0
 MAX_ERROR_BODY = 64 << 10
+READ_BUFFER = 4 << 20
 #: errors that mean the connection broke, worth a retry
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientError,  # dropped connections, truncated or malformed responses
@@ -126,6 +127,8 @@ class RegistryHttp:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=False,
+                # room to keep receiving while a worker hashes and writes the last chunk
+                read_bufsize=READ_BUFFER,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120),
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             )

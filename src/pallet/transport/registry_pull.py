@@ -26,7 +26,7 @@ from pallet.transport.registry_sources import BlobSources
 from pallet.transport.registry_transfer import run_all
 from pallet.transport.store import StoreWriter
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20
 DEFAULT_CONCURRENCY = 3
 
 

@@ -1,0 +1,328 @@
+"""Push and pull against a local CNCF distribution registry, pallet side by side with
+skopeo: an image of 5 x 200 MB incompressible layers plus a 20,000-file compressible
+layer; a no-op push; peak RSS of each client process.
+
+Each measurement gets a fresh registry (so nothing is mounted or skipped by accident)
+and a fresh destination. Run: .venv/bin/python bench/push_pull_bench.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PALLET = [sys.executable, "-m", "pallet"]
+REGISTRY = "/usr/bin/docker-registry"
+BIG_LAYERS = int(os.environ.get("BENCH_BIG_LAYERS", "5"))
+BIG_SIZE = int(os.environ.get("BENCH_BIG_MB", "200")) << 20
+SMALL_FILES = int(os.environ.get("BENCH_SMALL_FILES", "20000"))
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Registry:
+    def __init__(self, work: Path) -> None:
+        work.mkdir(parents=True)
+        self.work = work
+        port = _free_port()
+        self.host = f"127.0.0.1:{port}"
+        cfg = {
+            "version": 0.1,
+            "log": {"level": "error"},
+            "storage": {"filesystem": {"rootdirectory": str(work / "data")}},
+            "http": {"addr": self.host},
+        }
+        (work / "config.yml").write_text(json.dumps(cfg))
+        self.log = open(work / "log", "wb")  # noqa: SIM115 - lives as long as the server
+        self.proc = subprocess.Popen(
+            [REGISTRY, "serve", str(work / "config.yml")], stdout=self.log, stderr=self.log
+        )
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("docker-registry did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _write_blob(layout: Path, data: bytes) -> dict[str, Any]:
+    digest = _sha(data)
+    (layout / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+    return {"digest": digest, "size": len(data)}
+
+
+def _big_layer(i: int) -> bytes:
+    # gzip (stored-speed) of random bytes: real gzip that neither side can shrink
+    from isal import igzip
+
+    return bytes(igzip.compress(os.urandom(BIG_SIZE), compresslevel=0, mtime=0))
+
+
+def _files_layer() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for i in range(SMALL_FILES):
+            data = (f"file {i}\n" * 20).encode()
+            info = tarfile.TarInfo(f"srv/data/{i // 1000:02d}/f{i:05d}.txt")
+            info.size = len(data)
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue(), compresslevel=6, mtime=0)
+
+
+def build_layout(layout: Path) -> int:
+    """An OCI layout with the benchmark image tagged ``bench``; returns its total size."""
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    layers = []
+    total = 0
+    for i in range(BIG_LAYERS):
+        data = _big_layer(i)
+        total += len(data)
+        layers.append(
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                **_write_blob(layout, data),
+            }
+        )
+        del data
+    data = _files_layer()
+    total += len(data)
+    layers.append(
+        {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **_write_blob(layout, data)}
+    )
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [layer["digest"] for layer in layers]},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                **_write_blob(layout, config),
+            },
+            "layers": layers,
+        }
+    ).encode()
+    desc = _write_blob(layout, manifest)
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **desc,
+                "annotations": {"org.opencontainers.image.ref.name": "bench"},
+            }
+        ],
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return total
+
+
+def _hwm_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Run ``cmd``; returns (seconds, peak RSS in MiB). The peak is the process's own
+    VmHWM, polled while it runs (getrusage would report the forking parent's RSS)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env or os.environ.copy()
+    )
+    peak = 0.0
+    while proc.poll() is None:
+        hwm = _hwm_mib(proc.pid)
+        peak = max(peak, hwm or 0.0)
+        time.sleep(0.01)
+    elapsed = time.perf_counter() - start
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed: {err[-2000:]}")
+    return elapsed, peak
+
+
+def run() -> list[dict[str, object]]:
+    if not os.access(REGISTRY, os.X_OK) or shutil.which("skopeo") is None:
+        return [{"name": "push_pull", "skipped": "docker-registry or skopeo not installed"}]
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="pallet-bench-", dir=os.environ.get("BENCH_TMP")) as t:
+        tmp = Path(t)
+        env = os.environ.copy()
+        env["HOME"] = str(tmp / "home")  # no real credentials or config
+        env.pop("DOCKER_CONFIG", None)
+        env.pop("XDG_CONFIG_HOME", None)
+        layout = tmp / "layout"
+        total = build_layout(layout)
+        mb = total / 2**20
+        store = tmp / "store"
+        subprocess.run(
+            [
+                *PALLET,
+                "--root",
+                str(store),
+                "copy",
+                "-q",
+                f"oci:{layout}:bench",
+                "pallet:bench/img:v1",
+            ],
+            check=True,
+            env=env,
+        )
+        skopeo = ["skopeo", "--insecure-policy"]
+
+        # push ------------------------------------------------------------------------
+        reg = Registry(tmp / "reg-pallet-push")
+        ref = f"{reg.host}/bench/img:v1"
+        subprocess.run(
+            [*PALLET, "--root", str(store), "copy", "-q", "pallet:bench/img:v1", f"pallet:{ref}"],
+            check=True,
+            env=env,
+        )
+        p_push, p_push_rss = timed([*PALLET, "--root", str(store), "push", "-q", ref], env)
+        p_noop, _ = timed([*PALLET, "--root", str(store), "push", "-q", ref], env)
+        p_noop_inproc = _noop_in_process(store, ref, env)
+
+        reg2 = Registry(tmp / "reg-skopeo-push")
+        s_push, s_push_rss = timed(
+            [
+                *skopeo,
+                "copy",
+                "-q",
+                "--dest-tls-verify=false",
+                f"oci:{layout}:bench",
+                f"docker://{reg2.host}/bench/img:v1",
+            ],
+            env,
+        )
+        s_noop, _ = timed(
+            [
+                *skopeo,
+                "copy",
+                "-q",
+                "--dest-tls-verify=false",
+                f"oci:{layout}:bench",
+                f"docker://{reg2.host}/bench/img:v1",
+            ],
+            env,
+        )
+        reg2.stop()
+
+        # pull (from the registry pallet pushed to) --------------------------------------
+        dest = tmp / "pull-store"
+        p_pull, p_pull_rss = timed([*PALLET, "--root", str(dest), "pull", "-q", ref], env)
+        shutil.rmtree(dest)
+        s_pull, s_pull_rss = timed(
+            [
+                *skopeo,
+                "copy",
+                "-q",
+                "--src-tls-verify=false",
+                f"docker://{ref}",
+                f"oci:{tmp / 'skopeo-out'}:bench",
+            ],
+            env,
+        )
+        shutil.rmtree(tmp / "skopeo-out")
+        reg.stop()
+
+        rows.append(
+            {
+                "name": "push (cold registry)",
+                "image_MiB": round(mb),
+                "pallet_s": p_push,
+                "skopeo_s": s_push,
+                "pallet_MiB_s": mb / p_push,
+                "skopeo_MiB_s": mb / s_push,
+                "speedup": s_push / p_push,
+                "pallet_rss_MiB": p_push_rss,
+                "skopeo_rss_MiB": s_push_rss,
+            }
+        )
+        rows.append(
+            {
+                "name": "pull (empty store)",
+                "image_MiB": round(mb),
+                "pallet_s": p_pull,
+                "skopeo_s": s_pull,
+                "pallet_MiB_s": mb / p_pull,
+                "skopeo_MiB_s": mb / s_pull,
+                "speedup": s_pull / p_pull,
+                "pallet_rss_MiB": p_pull_rss,
+                "skopeo_rss_MiB": s_pull_rss,
+            }
+        )
+        rows.append(
+            {
+                "name": "no-op push (all blobs present)",
+                "pallet_s": p_noop_inproc,
+                "pallet_cli_s": p_noop,
+                "skopeo_s": s_noop,
+                "target_s": 0.3,
+            }
+        )
+    return rows
+
+
+def _noop_in_process(store: Path, ref: str, env: dict[str, str]) -> float:
+    """The no-op push timed inside the process (without interpreter start-up)."""
+    code = (
+        "import time,sys;from pathlib import Path;"
+        "from pallet.transport.registry_push import push;"
+        "t=time.perf_counter();push(sys.argv[2], Path(sys.argv[1]));"
+        "print(time.perf_counter()-t)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(store), ref],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip())
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(json.dumps(row, default=lambda v: round(v, 3) if isinstance(v, float) else v))
