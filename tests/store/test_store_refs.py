@@ -61,6 +61,27 @@ def test_open_creates_a_valid_oci_layout(tmp_path: Path) -> None:
     assert Store.open(store.root).images() == []  # reopening is harmless
 
 
+_OPENER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from pallet.oci.descriptor import Descriptor
+    from pallet.store import Store
+
+    desc = Descriptor("application/vnd.oci.image.manifest.v1+json", "sha256:" + "a" * 64, 1)
+    Store.open(Path(sys.argv[1])).tag(f"docker.io/library/p:{sys.argv[2]}", desc)
+    """
+)
+
+
+def test_eight_processes_creating_one_store_at_once(tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    procs = [subprocess.Popen([sys.executable, "-c", _OPENER, str(root), str(i)]) for i in range(8)]
+    assert [p.wait() for p in procs] == [0] * 8
+    names = {e.name for e in Store.open(root).images()}
+    assert names == {f"docker.io/library/p:{i}" for i in range(8)}
+
+
 def test_open_refuses_a_directory_that_is_not_a_store(tmp_path: Path) -> None:
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "notes.txt").write_text("mine")

@@ -41,8 +41,15 @@ from pallet.store.state import StateDB
 LAYOUT_FILE = "oci-layout"
 _LAYOUT_JSON = json.dumps({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}).encode()
 _DIRS = ("blobs/sha256", "ingest", "snapshots", "containers", "volumes", "locks")
-#: what may already be in a directory that is not a layout yet (an empty mount point)
-_HARMLESS = frozenset({"lost+found"})
+#: what may be in a directory that is not a layout yet: an empty mount point's
+#: lost+found, or the start of a store another process is creating right now
+_HARMLESS = frozenset(
+    {"lost+found", "blobs", "index.json", "state.db", "state.db-wal", "state.db-shm", *_DIRS}
+)
+
+
+def _harmless(name: str) -> bool:
+    return name in _HARMLESS or (name.startswith(f".{LAYOUT_FILE}.") and name.endswith(".tmp"))
 
 
 def _check_layout_marker(root: Path) -> None:
@@ -61,7 +68,7 @@ def _prepare_root(root: Path) -> None:
         raise StoreError(f"{root}: not a directory; cannot hold a store")
     if (root / LAYOUT_FILE).exists():
         _check_layout_marker(root)
-    elif root.is_dir() and any(p.name not in _HARMLESS for p in root.iterdir()):
+    elif root.is_dir() and any(not _harmless(p.name) for p in root.iterdir()):
         raise StoreError(
             f"{root}: not a pallet store or OCI image layout (no {LAYOUT_FILE}); "
             "refusing to use a directory that holds other files"
