@@ -14,7 +14,7 @@ import hashlib
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,14 +235,16 @@ def commit_layer(
     level: int | None = None,
     overlay: bool = False,
     source_date_epoch: int | None = None,
+    paths: Iterable[str | os.PathLike[str]] | None = None,
 ) -> LayerInfo:
     """Write the tree under ``root`` as a compressed layer blob to ``out``, in one pass.
 
-    ``overlay=True`` reads ``root`` as an overlay upper dir / pallet snapshot (see
-    writer). Returns both digests and sizes; ``out`` receives exactly the blob bytes.
+    ``overlay=True`` reads ``root`` as an overlay upper dir / pallet snapshot and
+    ``paths`` limits the entries (see ``write_tar``). Returns both digests and sizes;
+    ``out`` receives exactly the blob bytes.
     """
     with _Pipeline(out, compression, level) as pipe:
-        write_tar(root, pipe, overlay=overlay, source_date_epoch=source_date_epoch)
+        write_tar(root, pipe, overlay=overlay, source_date_epoch=source_date_epoch, paths=paths)
         return pipe.finish()
 
 
