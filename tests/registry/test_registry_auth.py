@@ -282,3 +282,22 @@ def test_user_cli_add_list_rm(tmp_path, cli):
     assert out.returncode != 0 and out.stderr.startswith("error: no user 'dave'")
     out = run("add", "bad:name", "--password-stdin", input="x\n")
     assert out.returncode != 0 and "invalid user name" in out.stderr
+
+
+def test_anonymous_token_in_token_mode(make_registry, make_client, htpasswd_file):
+    reg = make_registry(auth=_auth("token", htpasswd_file, anonymous_pull=True))
+    status, body = _token(make_client(reg.url), "repository:bob/app:pull", basic("bob"))
+    make_client(reg.url, auth="Bearer " + body["token"]).request("GET", "/v2/")
+    bob_push = make_client(reg.url, auth=basic("bob"))
+    bob_push.push_image("bob/app", "v1", [b"public by config"])
+    anon = make_client(reg.url)
+    # docker asks for a token without credentials when challenged on a pull
+    status, body = _token(anon, "repository:bob/app:pull,push", None)
+    assert status == 200
+    claims = json.loads(jwt.b64url_decode(body["token"].split(".")[1]))
+    assert claims["sub"] == ""
+    assert claims["access"][0]["actions"] == ["pull"]
+    reader = make_client(reg.url, auth="Bearer " + body["token"])
+    assert reader.request("GET", "/v2/bob/app/manifests/v1").status == 200
+    r = reader.request("POST", "/v2/bob/app/blobs/uploads/")
+    assert r.status == 401 and 'error="insufficient_scope"' not in r.header("WWW-Authenticate")
