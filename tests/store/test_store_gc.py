@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pallet.oci.descriptor import Descriptor
@@ -181,3 +183,39 @@ def test_a_lease_taken_by_another_process_is_honoured(store: Store, kit: Any) ->
     subprocess.run([sys.executable, "-c", code, str(store.root), blob], check=True)
     assert store.gc().removed_blobs == ()  # the lease outlives its (exited) process
     assert store.has_blob(blob)
+
+
+def test_gc_running_during_pulls_never_breaks_a_tagged_image(store: Store, kit: Any) -> None:
+    """Writers follow the protocol (lease, write, tag last); gc runs all the while."""
+    images = [kit.simple_image(f"pull{i}") for i in range(12)]
+    done = threading.Event()
+    sweeps = 0
+
+    def collector() -> None:
+        nonlocal sweeps
+        while not done.is_set():
+            store.gc()
+            sweeps += 1
+
+    def pull(i: int) -> None:
+        image = images[i]
+        with store.lease([image.descriptor.digest, *map(kit.sha256, image.blobs)]):
+            for blob in image.blobs:
+                if not store.has_blob(kit.sha256(blob)):
+                    store.write_blob(blob)
+            store.tag(f"docker.io/library/pull:{i}", image.descriptor)
+
+    gc_thread = threading.Thread(target=collector)
+    gc_thread.start()
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(pull, range(len(images))))
+    finally:
+        done.set()
+        gc_thread.join()
+    assert sweeps > 0
+    store.gc()
+    assert store.check().ok
+    for i, image in enumerate(images):
+        assert store.image(f"pull:{i}").digest == image.descriptor.digest
+        assert all(store.has_blob(kit.sha256(b)) for b in image.blobs)
