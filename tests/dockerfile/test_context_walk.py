@@ -65,6 +65,18 @@ def test_find_ignore_file_prefers_the_dockerfile_specific_one(tmp_path: Path) ->
     assert find_ignore_file(tmp_path, "docker/other.Dockerfile") == tmp_path / ".dockerignore"
 
 
+def test_ignore_file_symlink_out_of_the_context_is_not_followed(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("password\n")
+    ctx = tmp_path / "ctx"
+    _tree(ctx, ["conf/ignore"])
+    (ctx / ".dockerignore").symlink_to(secret)
+    assert find_ignore_file(ctx, "Dockerfile") is None
+    (ctx / ".dockerignore").unlink()
+    (ctx / ".dockerignore").symlink_to("conf/ignore")
+    assert find_ignore_file(ctx, "Dockerfile") == ctx / ".dockerignore"
+
+
 def test_load_ignore_file_error_names_the_file(tmp_path: Path) -> None:
     ignore = tmp_path / ".dockerignore"
     ignore.write_text("ok\n!\n")

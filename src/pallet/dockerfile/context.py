@@ -67,17 +67,28 @@ class ContextEntry:
 
 def find_ignore_file(context_dir: Path, dockerfile_name: str) -> Path | None:
     """The ignore file that applies: ``<Dockerfile>.dockerignore`` beside the
-    Dockerfile wins over ``.dockerignore`` at the root of the context."""
+    Dockerfile wins over ``.dockerignore`` at the root of the context.
+
+    A symlink is followed only while it stays inside its directory tree (BuildKit
+    resolves it inside the transferred directory): one pointing elsewhere counts
+    as absent, so a context cannot make the build read files outside it.
+    """
     dockerfile = Path(dockerfile_name)
     if not dockerfile.is_absolute():
         dockerfile = context_dir / dockerfile
     specific = dockerfile.with_name(dockerfile.name + DOCKERIGNORE)
-    if specific.is_file():
+    if _is_file_within(specific, dockerfile.parent):
         return specific
     default = context_dir / DOCKERIGNORE
-    if default.is_file():
+    if _is_file_within(default, context_dir):
         return default
     return None
+
+
+def _is_file_within(path: Path, base: Path) -> bool:
+    if not path.is_file():
+        return False
+    return path.resolve().is_relative_to(base.resolve())
 
 
 def load_ignore_file(path: Path) -> PatternMatcher:
