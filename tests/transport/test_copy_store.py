@@ -210,3 +210,21 @@ def test_failed_load_keeps_blobs_another_operation_leased(tiny_layout, tmp_path)
         index.close()
         assert store.has_blob(digest)
         assert store.blobs() == [digest]
+
+
+def test_save_by_image_id_writes_an_untagged_image(tiny_layout, tmp_path) -> None:
+    layout, image = tiny_layout("v1")
+    root = tmp_path / "store"
+    transfer(f"oci:{layout}:v1", "pallet:tiny:1", root)
+    archive = tmp_path / "by-id.tar"
+    # an ID prefix and a name of the same image share one entry, tagged by the name only
+    save_images(root, [image.image_id[7:19], "tiny:1"], archive, "docker-archive")
+    with tarfile.open(archive) as tar:
+        entries = json.load(tar.extractfile("manifest.json"))
+    assert [e["RepoTags"] for e in entries] == [["tiny:1"]]
+    save_images(root, [image.image_id], archive, "docker-archive")
+    index = ArchiveIndex.open_path(archive)
+    (loaded,) = load_archive(tmp_path / "fresh", index)
+    index.close()
+    assert loaded.names == ()
+    assert loaded.image_id == image.image_id

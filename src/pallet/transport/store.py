@@ -47,6 +47,7 @@ class StoreSource:
         self.label = label
         #: the full reference the image was found by; None when named by ID/digest
         self.name = name
+        self._lease: Lease | None = None
 
     @classmethod
     def open(cls, root: Path, ref: str | None) -> StoreSource:
@@ -56,12 +57,15 @@ class StoreSource:
             raise TransportError("pallet: an image reference is required")
         store = Store.open(root)
         label = f"pallet:{ref}"
-        if _IMAGE_ID.fullmatch(ref):
-            found = _by_id(store, ref.removeprefix("sha256:"))
-            if found is not None:
-                return cls(store, found, label, None)
-        name = normalize_name(ref)
-        return cls(store, store.resolve(name), label, name)
+        name: str | None = None
+        found = _by_id(store, ref.removeprefix("sha256:")) if _IMAGE_ID.fullmatch(ref) else None
+        if found is None:
+            name = normalize_name(ref)
+            found = store.resolve(name)
+        source = cls(store, found, label, name)
+        # Untagging the image while it is read must not let gc take its blobs.
+        source._lease = store.lease([found.digest])
+        return source
 
     def describe(self) -> str:
         return self.label
@@ -81,7 +85,9 @@ class StoreSource:
         return self.store.open_blob(desc.digest)
 
     def close(self) -> None:
-        pass
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
 
 def _by_id(store: Store, prefix: str) -> Descriptor | None:
@@ -312,11 +318,23 @@ def save_images(root: Path, refs: Sequence[str], output: Path | None, fmt: str) 
     "oci-archive". Names that are the same image share one entry, as with docker save.
     """
     groups: dict[str, tuple[StoreSource, list[str]]] = {}
-    for ref in refs:
-        source = StoreSource.open(root, ref)
-        entry = groups.setdefault(source.top.digest, (source, []))
-        if not _IMAGE_ID.fullmatch(ref):
-            entry[1].append(normalize_name(ref))
+    try:
+        for ref in refs:
+            source = StoreSource.open(root, ref)
+            entry = groups.setdefault(source.top.digest, (source, []))
+            if entry[0] is not source:
+                source.close()
+            if source.name is not None:
+                entry[1].append(source.name)
+        _write_archive(list(groups.values()), output, fmt)
+    finally:
+        for source, _ in groups.values():
+            source.close()
+
+
+def _write_archive(
+    images: list[tuple[StoreSource, list[str]]], output: Path | None, fmt: str
+) -> None:
     writer: DockerArchiveWriter | OciArchiveWriter
     if fmt == "docker-archive":
         writer = DockerArchiveWriter(output)
@@ -325,7 +343,7 @@ def save_images(root: Path, refs: Sequence[str], output: Path | None, fmt: str) 
     else:
         raise TransportError(f"unknown archive format {fmt!r}")
     try:
-        for source, names in groups.values():
+        for source, names in images:
             if isinstance(writer, DockerArchiveWriter):
                 copy(source, writer.image([familiar_name(n) for n in names]))
                 continue
