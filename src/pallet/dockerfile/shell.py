@@ -24,6 +24,7 @@ build cache key of a step includes exactly the build args the step used.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeAlias
 
@@ -101,6 +102,19 @@ class ShellLex:
         self.skip_unset_env = skip_unset_env
         # characters that send a word down the slow path of process_word
         self._specials = frozenset({"$", escape} | (set() if skip_process_quotes else {"'", '"'}))
+        # runs of characters that need no attention, copied in one step (keyed by
+        # the character that ends the text; blanks matter only when splitting)
+        self._plain = {
+            (stop, split): re.compile(
+                "[^"
+                + re.escape(
+                    "".join(self._specials | {"<", stop or ""} | (_GO_SPACE if split else set()))
+                )
+                + "]+"
+            )
+            for stop in (None, "}", "/")
+            for split in (False, True)
+        }
 
     def process_word(self, word: str, env: EnvLookup) -> str:
         """Expand ``word`` as one word: quotes removed, no splitting."""
@@ -218,7 +232,16 @@ class _Expansion:
         quotes = not self.lex.skip_process_quotes
         escape = self.lex.escape
         text = self.text
+        plain = self.lex._plain[stop, words is not None].match
         while self.pos < self.end:
+            run = plain(text, self.pos)
+            if run is not None:
+                piece = run.group()
+                result.append(piece)
+                if words is not None:
+                    words.add_raw(piece)
+                self.pos = run.end()
+                continue
             ch = text[self.pos]
             if ch == stop:
                 self.pos += 1
