@@ -81,3 +81,20 @@ def test_import_refuses_garbage_and_truncation(pallet: Pallet, tmp_path: Path) -
         assert store_state(root) == before
     missing = pallet("import", str(tmp_path / "nope.tar"), check=False)
     assert missing.returncode == 1 and "nope.tar" in missing.stderr
+
+
+def test_import_with_changes(pallet: Pallet, tmp_path: Path) -> None:
+    src = tmp_path / "r.tar"
+    src.write_bytes(_rootfs_tar())
+    pallet(
+        "import", "-c", 'CMD ["/bin/hello"]', "-c", "ENV A=1 B=two", "-c", "WORKDIR /srv",
+        "-c", "EXPOSE 8080", str(src), "changed:1",
+    )  # fmt: skip
+    (doc,) = json.loads(pallet("inspect", "changed:1").stdout)
+    cfg = doc["Config"]
+    assert cfg["Cmd"] == ["/bin/hello"]
+    assert cfg["Env"] == ["A=1", "B=two"]
+    assert cfg["WorkingDir"] == "/srv"
+    assert cfg["ExposedPorts"] == {"8080/tcp": {}}
+    bad = pallet("import", "-c", "RUN rm -rf /", str(src), "bad:1", check=False)
+    assert bad.returncode == 1 and "RUN is not a valid change command" in bad.stderr

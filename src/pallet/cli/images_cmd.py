@@ -291,6 +291,13 @@ def prune_cmd(
 @click.command("import")
 @click.argument("source")
 @click.argument("reference", required=False)
+@click.option(
+    "-c",
+    "--change",
+    "changes",
+    multiple=True,
+    help="Apply Dockerfile instruction to the created image.",
+)
 @click.option("-m", "--message", default="", help="Set commit message for imported image.")
 @click.option(
     "--compression", type=click.Choice(["gzip", "zstd"]), default="gzip", show_default=True
@@ -300,6 +307,7 @@ def import_cmd(
     ctx: click.Context,
     source: str,
     reference: str | None,
+    changes: tuple[str, ...],
     message: str,
     compression: str,
 ) -> None:
@@ -324,6 +332,7 @@ def import_cmd(
             source_name=source,
             names=names,
             message=message,
+            changes=changes,
             compression=compression,
         )
     click.echo(str(find_image(store, str(desc.digest)).id))

@@ -84,9 +84,14 @@ def import_rootfs(
     source_name: str,
     names: Sequence[str] = (),
     message: str = "",
+    changes: Sequence[str] = (),
     compression: str = "gzip",
 ) -> Descriptor:
     config = ImageConfig.new(host_platform(), created=now_timestamp())
+    if changes:
+        from pallet.dockerfile.plan import apply_changes  # the Dockerfile frontend, only when asked
+
+        config = config.replace(config=apply_changes(config.config, changes, config.platform))
     comment = message or f"Imported from {source_name}"
     checked = _CheckedTar(_open_any_compression(stream, source_name), source_name)
     with store.gc_lock(), store.lease() as lease:
