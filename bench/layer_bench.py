@@ -7,13 +7,15 @@ Rows, all measured in the same run on the same bytes (page cache warm):
   commit zstd-3     commit_layer, zstd level 3 (child process)
   extract gzip-1    open_decompressed + extract_layer of that gzip blob (child process)
   zlib gzip-1       stdlib zlib level 1 (gzip container) alone, one thread, on 256 MiB
-  sha256sum         coreutils sha256sum of the tree's files: one core's hashing limit
+  sha256sum         coreutils sha256sum of the tree's files (Debian's build: no SHA-NI)
+  hashlib sha256    Python's hashlib (OpenSSL) on the same files: the hashing limit pallet has
   cat               cat > /dev/null of the tree's files: the read limit
 rss_mb is the child's peak RSS (ru_maxrss).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -109,6 +111,19 @@ def _zlib_gzip(files: list[Path], limit: int) -> tuple[int, float]:
     return done, time.perf_counter() - start
 
 
+def _hashlib_sha256(files: list[Path]) -> tuple[int, float]:
+    done = 0
+    start = time.perf_counter()
+    h = hashlib.sha256()
+    buf = bytearray(1 << 20)
+    for path in files:
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buf):
+                h.update(memoryview(buf)[:n])
+                done += n
+    return done, time.perf_counter() - start
+
+
 def run(size_mib: int = 1024) -> list[dict[str, object]]:
     base = Path(tempfile.mkdtemp(prefix="pallet-layer-bench-", dir="/var/tmp"))
     try:
@@ -158,6 +173,10 @@ def run(size_mib: int = 1024) -> list[dict[str, object]]:
         )
         rows.append(
             _row("sha256sum", total, _timed(["sha256sum", *names]), None, "coreutils, 1 core")
+        )
+        nbytes, seconds = _hashlib_sha256(files)
+        rows.append(
+            _row("hashlib sha256", nbytes, seconds, None, "Python hashlib (OpenSSL), 1 thread")
         )
         rows.append(_row("cat", total, _timed(["cat", *names]), None, "cat > /dev/null"))
         return rows
