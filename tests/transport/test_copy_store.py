@@ -3,6 +3,7 @@ image ID; a failed load or save leaves the store (and the output path) as they w
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -228,3 +229,39 @@ def test_save_by_image_id_writes_an_untagged_image(tiny_layout, tmp_path) -> Non
     index.close()
     assert loaded.names == ()
     assert loaded.image_id == image.image_id
+
+
+FIXTURES = Path("/work/shared/conformance/misc/go-containerregistry")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tarball/test_image_1.tar",
+        "tarball/test_bundle.tar",
+        "tarball/test_link.tar",
+        "tarball/hello-world-v25.tar",
+        "mutate/whiteout_image.tar",
+        "mutate/whiteout_dir.tar",
+        "mutate/overwritten_file.tar",
+        "mutate/source_image_with_empty_layer_history.tar",
+    ],
+)
+def test_docker_save_fixtures_load_with_their_names_and_ids(name: str, tmp_path) -> None:
+    path = FIXTURES / name
+    with tarfile.open(path) as tar:
+        entries = json.load(tar.extractfile("manifest.json"))
+        configs = [tar.extractfile(e["Config"]).read() for e in entries]
+    index = ArchiveIndex.open_path(path)
+    loaded = load_archive(tmp_path / "store", index)
+    index.close()
+    assert [image.image_id for image in loaded] == [
+        "sha256:" + hashlib.sha256(c).hexdigest() for c in configs
+    ]
+    assert [len(image.names) for image in loaded] == [len(e["RepoTags"] or []) for e in entries]
+    for image in loaded:
+        for tag in image.names:
+            source = StoreSource.open(tmp_path / "store", tag)
+            manifest = parse_image_manifest(source.get_manifest())
+            source.close()
+            assert manifest.config.digest == image.image_id

@@ -54,8 +54,13 @@ def save_cmd(obj: CliContext, output: Path | None, fmt: str, refs: tuple[str, ..
     help="Read from this file (default: stdin). gzip and zstd archives are accepted.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+@click.option(
+    "--compress-level",
+    type=int,
+    help="gzip level (0-3) for layers the archive holds uncompressed, as docker save writes.",
+)
 @click.pass_obj
-def load_cmd(obj: CliContext, input_: Path | None, quiet: bool) -> None:
+def load_cmd(obj: CliContext, input_: Path | None, quiet: bool, compress_level: int | None) -> None:
     """Load images from a docker-archive (docker save, podman save) or an OCI archive."""
     if input_ is None:
         if sys.stdin.isatty():
@@ -64,7 +69,7 @@ def load_cmd(obj: CliContext, input_: Path | None, quiet: bool) -> None:
     else:
         archive = ArchiveIndex.open_path(input_)
     try:
-        loaded = load_archive(obj.store_root, archive)
+        loaded = load_archive(obj.store_root, archive, compression_level=compress_level)
     finally:
         archive.close()
     if quiet:
