@@ -203,3 +203,9 @@ def test_pattern_search_agrees_with_a_backtracking_engine(
     assert search.match_at(start) == (anchored.end() if anchored else None)
     found = regex.search(value, start)
     assert search.search(start) == (found.span() if found else None)
+
+
+def test_pattern_too_complex_for_its_value_is_refused() -> None:
+    word = "${V#" + "*a" * 1000 + "}"
+    with pytest.raises(ShellExpansionError, match="too complex"):
+        BACKSLASH.process_word(word, {"V": "a" * 300_000})

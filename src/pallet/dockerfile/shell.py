@@ -8,10 +8,11 @@ follows that lexer rule for rule, quirks included: unknown characters after ``$`
 stay literal, positional and special parameters are always unset, ``[`` in a
 ``${VAR#pattern}`` is a literal character, and an empty quoted string is not a word.
 
-Deliberate differences, both only for pathological input:
+Deliberate differences, all only for pathological input:
 
 * ``${...}`` may nest at most :data:`MAX_NESTING` levels deep (BuildKit has no
-  limit; Python's stack has one).
+  limit; Python's stack has one), and a ``${VAR#pattern}`` whose ``*`` count
+  times the value's length exceeds :data:`MAX_PATTERN_WORK` is refused.
 * BuildKit's word splitter shares one buffer between nested ``${VAR:-word}``
   evaluations, so the text of a word before such an operator is dropped from
   :meth:`ShellLex.process_words` (``a${X:-b}`` gives ``["b"]``). That is a
@@ -32,6 +33,7 @@ from pallet.errors import PalletError
 
 __all__ = [
     "MAX_NESTING",
+    "MAX_PATTERN_WORK",
     "EnvLookup",
     "ShellExpansionError",
     "ShellLex",
