@@ -313,3 +313,19 @@ def test_copy_to_a_registry_and_back(store_with_tiny, distribution, tmp_path) ->
     archive = tmp_path / "from-registry.tar"
     pallet(root, "copy", "-q", remote, f"docker-archive:{archive}:tiny:2")
     assert lines(pallet(tmp_path / "fresh", "load", "-i", str(archive))) == ["Loaded image: tiny:2"]
+
+
+def test_write_failures_are_one_line(store_with_tiny, tmp_path) -> None:
+    root, _ = store_with_tiny
+    with open("/dev/full", "wb") as full:
+        out = subprocess.run(
+            [sys.executable, "-m", "pallet", "--root", str(root), "save", "tiny:1"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+        )
+    assert out.returncode == 1
+    assert out.stderr.decode().startswith("error: docker-archive:-: cannot write:")
+    missing = tmp_path / "no-such-dir" / "x.tar"
+    out = pallet(root, "copy", "-q", "pallet:tiny:1", f"docker-archive:{missing}", check=False)
+    assert out.returncode == 1
+    assert out.stderr.decode() == f"error: {missing}: cannot write: No such file or directory\n"

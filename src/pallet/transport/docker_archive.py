@@ -283,7 +283,7 @@ class DockerArchiveWriter:
     def __init__(self, path: Path | None) -> None:
         self.label = f"docker-archive:{path if path is not None else '-'}"
         self._out = ArchiveOutput(path)
-        self._tar = TarWriter(self._out.stream)
+        self._tar = TarWriter(self._out.stream, self.label)
         self._written: set[str] = set()
         self._entries: list[dict[str, Any]] = []
         self._repositories: dict[str, dict[str, str]] = {}

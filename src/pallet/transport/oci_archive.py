@@ -221,13 +221,19 @@ class ArchiveOutput:
         self.stream = os.fdopen(fd, "wb")
 
     def finish(self) -> None:
-        self.stream.flush()
-        if self.path is None or self._tmp is None:
-            return
-        os.fsync(self.stream.fileno())
-        self.stream.close()
-        os.chmod(self._tmp, 0o644 & ~_umask())
-        os.replace(self._tmp, self.path)
+        try:
+            self.stream.flush()
+            if self.path is None or self._tmp is None:
+                return
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+            os.chmod(self._tmp, 0o644 & ~_umask())
+            os.replace(self._tmp, self.path)
+        except BrokenPipeError:
+            raise  # the reader went away: the CLI exits quietly, as coreutils do
+        except OSError as exc:
+            self.abort()
+            raise TransportError(f"{self.path or 'stdout'}: cannot write: {exc.strerror}") from exc
         self._tmp = None
 
     def abort(self) -> None:
@@ -250,9 +256,18 @@ class TarWriter:
     stream mode, so an aborted archive has no buffered tail left to flush.
     """
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, label: str) -> None:
         self._out = out
+        self._label = label
         self._dirs: set[str] = set()
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._out.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # a full disk, a closed terminal: one line, not a traceback
+            raise TransportError(f"{self._label}: cannot write: {exc.strerror}") from exc
 
     def _header(self, name: str, size: int = 0, directory: bool = False) -> None:
         info = tarfile.TarInfo(name)
@@ -261,7 +276,7 @@ class TarWriter:
         info.mode = 0o755 if directory else 0o644
         info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
         info.uname = info.gname = ""
-        self._out.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
 
     def _parents(self, name: str) -> None:
         parent = posixpath.dirname(name)
@@ -282,12 +297,12 @@ class TarWriter:
             chunk = stream.read(min(left, 1 << 20))
             if not chunk:
                 raise TransportError(f"{name}: stream ended {left} bytes early")
-            self._out.write(chunk)
+            self._write(chunk)
             left -= len(chunk)
-        self._out.write(b"\0" * (-size % tarfile.BLOCKSIZE))
+        self._write(b"\0" * (-size % tarfile.BLOCKSIZE))
 
     def close(self) -> None:
-        self._out.write(b"\0" * (2 * tarfile.BLOCKSIZE))
+        self._write(b"\0" * (2 * tarfile.BLOCKSIZE))
 
 
 class OciArchiveWriter:
@@ -296,7 +311,7 @@ class OciArchiveWriter:
     def __init__(self, path: Path | None) -> None:
         self.label = f"oci-archive:{path if path is not None else '-'}"
         self._out = ArchiveOutput(path)
-        self._tar = TarWriter(self._out.stream)
+        self._tar = TarWriter(self._out.stream, self.label)
         self._written: set[str] = set()
         self._entries: list[dict[str, Any]] = []
         self._tar.add_bytes(OCI_LAYOUT_FILE, LAYOUT_JSON)
