@@ -246,7 +246,13 @@ class LayoutDestination:
 
     def put_blob(self, desc: Descriptor, stream: BinaryIO) -> None:
         path = self._path(desc.digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._write_blob(path, desc, stream)
+        except OSError as exc:
+            raise TransportError(f"{path}: cannot write: {exc.strerror}") from exc
+
+    def _write_blob(self, path: Path, desc: Descriptor, stream: BinaryIO) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".ingest-")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -272,7 +278,10 @@ class LayoutDestination:
         if self.ref:
             entries = [e for e in entries if not _has_ref_name(e, self.ref)]
         entries.append(with_ref(top, self.ref).to_json())
-        _atomic_write(self.root / INDEX_FILE, index_json(entries))
+        try:
+            _atomic_write(self.root / INDEX_FILE, index_json(entries))
+        except OSError as exc:
+            raise TransportError(f"{self.root / INDEX_FILE}: cannot write: {exc.strerror}") from exc
 
     def close(self) -> None:
         pass
