@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
 from pallet.store import apply, overlay
 from pallet.store.blobs import BlobStore
-from pallet.store.fsutil import atomic_write, fsync_dir, remove_tree
+from pallet.store.fsutil import fsync_dir, remove_tree
 from pallet.store.locks import is_in_use, lock_fd
 from pallet.store.treehash import tree_digest
 
@@ -160,19 +160,24 @@ class SnapshotStore:
             finally:
                 os.close(fd)
 
-    def _publish(self, work: Path, info: SnapshotInfo) -> Path:
-        atomic_write(work / META_FILE, json.dumps(info.to_json(), indent=2).encode())
-        _sync_filesystem(work)
-        final = self._dir(info.chain_id)
+    def _publish(self, ready: Sequence[tuple[Path, SnapshotInfo]]) -> None:
+        """Give finished workspaces their final names, bottom layer first. One syncfs
+        first makes every file durable before any snapshot becomes visible."""
+        if not ready:
+            return
+        for work, info in ready:
+            (work / META_FILE).write_text(json.dumps(info.to_json(), indent=2))
+        _sync_filesystem(self.dir)
         with self._guard():
-            try:
-                os.rename(work, final)
-            except OSError as exc:
-                if not final.is_dir():
-                    raise StoreError(f"snapshot {info.chain_id}: {exc.strerror}") from exc
-                # Another process published the same snapshot first: keep theirs.
+            for work, info in ready:
+                final = self._dir(info.chain_id)
+                try:
+                    os.rename(work, final)
+                except OSError as exc:
+                    if not final.is_dir():
+                        raise StoreError(f"snapshot {info.chain_id}: {exc.strerror}") from exc
+                    # Another process published the same snapshot first: keep theirs.
             fsync_dir(self.dir)
-        return final / FS_DIR
 
     def adopt(self, work: Path, diff_id: Digest, parent: Digest | None) -> Digest:
         """Publish a :meth:`workspace` whose ``fs`` holds a layer's tree in overlay form
@@ -180,37 +185,47 @@ class SnapshotStore:
         diff_id = Digest(diff_id)
         chain_id = compute_chain_ids([parent, diff_id])[1] if parent else diff_id
         info = SnapshotInfo(chain_id, diff_id, parent, tree_digest(work / FS_DIR))
-        self._publish(work, info)
+        self._publish([(work, info)])
         return chain_id
 
     def _extract(
-        self, layer: Descriptor, diff_id: Digest, chain_id: Digest, parent: Digest | None
-    ) -> None:
-        with self.workspace() as work:
-            with self._blobs.open(layer.digest) as raw, open_decompressed(raw) as tar:
-                result = extract_layer(tar, work / FS_DIR, whiteouts="overlay")
-            _check_diff_id(layer, result.diff_id, diff_id)
-            self._publish(work, SnapshotInfo(chain_id, diff_id, parent, tree_digest(work / FS_DIR)))
+        self,
+        work: Path,
+        layer: Descriptor,
+        diff_id: Digest,
+        chain_id: Digest,
+        parent: Digest | None,
+    ) -> SnapshotInfo:
+        with self._blobs.open(layer.digest) as raw, open_decompressed(raw) as tar:
+            result = extract_layer(tar, work / FS_DIR, whiteouts="overlay")
+        _check_diff_id(layer, result.diff_id, diff_id)
+        return SnapshotInfo(chain_id, diff_id, parent, tree_digest(work / FS_DIR))
 
     def ensure(self, layers: Sequence[Descriptor], diff_ids: Sequence[Digest]) -> list[Path]:
         """Extract whichever of an image's layers have no snapshot yet; return the
         lowerdirs of the whole image, bottom layer first.
 
-        The caller holds a lease on the image so gc leaves the snapshots alone.
+        The caller holds a lease on the image so gc leaves the snapshots alone. Layers
+        below one that fails to extract are still published.
         """
         if len(layers) != len(diff_ids):
             raise StoreError(
                 f"image has {len(layers)} layers but its config lists {len(diff_ids)} diff IDs"
             )
         chain = compute_chain_ids(list(diff_ids))
-        paths = []
-        parent: Digest | None = None
-        for layer, diff_id, chain_id in zip(layers, diff_ids, chain, strict=True):
-            if not self.has(chain_id):
-                self._extract(layer, Digest(diff_id), chain_id, parent)
-            paths.append(self.path(chain_id))
-            parent = chain_id
-        return paths
+        with ExitStack() as stack:
+            ready: list[tuple[Path, SnapshotInfo]] = []
+            try:
+                parent: Digest | None = None
+                for layer, diff_id, chain_id in zip(layers, diff_ids, chain, strict=True):
+                    if not self.has(chain_id):
+                        work = stack.enter_context(self.workspace())
+                        info = self._extract(work, layer, Digest(diff_id), chain_id, parent)
+                        ready.append((work, info))
+                    parent = chain_id
+            finally:
+                self._publish(ready)
+        return [self.path(c) for c in chain]
 
     # -- use ------------------------------------------------------------------------
 
