@@ -61,6 +61,8 @@ class VerifyingReader(io.RawIOBase):
         return len(data)
 
     def read(self, n: int | None = -1) -> bytes:
+        if n == 0:
+            return b""
         remaining = self._desc.size - self._count
         want = remaining + 1 if n is None or n < 0 else min(n, remaining + 1)
         data = self._stream.read(max(want, 1)) if remaining > 0 or not self._verified else b""
