@@ -80,3 +80,11 @@ def test_serve_with_a_bad_address_is_one_line_error(tmp_path):
     )
     assert out.returncode != 0
     assert out.stderr.strip() == "error: invalid address 'nope': expected HOST:PORT"
+
+
+def test_serve_with_an_unusable_data_dir_is_one_line_error(tmp_path, cli):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    out = cli("registry", "serve", "--addr", "127.0.0.1:0", "--data", str(blocker / "sub"))
+    assert out.returncode != 0
+    assert out.stderr.startswith(f"error: cannot use data directory {blocker / 'sub'}")

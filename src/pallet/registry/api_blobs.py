@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -81,7 +82,7 @@ async def get_blob(
             transport = request.transport
             if transport is None:
                 raise ConnectionResetError("client went away")
-            await request._loop.sendfile(transport, fh, offset, count)
+            await asyncio.get_running_loop().sendfile(transport, fh, offset, count)
         await resp.write_eof()
         state.metrics.inc("blob_bytes_sent", count)
         return resp

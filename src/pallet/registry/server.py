@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import ssl
 import threading
+from collections.abc import Coroutine
 from types import TracebackType
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -19,9 +22,11 @@ from pallet.errors import RegistryError
 from pallet.registry.accesslog import JsonAccessLogger
 from pallet.registry.app import build_app
 from pallet.registry.config import RegistryConfig
+from pallet.registry.schedule import scheduled_tasks
 from pallet.registry.state import RegistryState
 
 log = logging.getLogger("pallet.registry")
+T = TypeVar("T")
 
 
 def ssl_context(config: RegistryConfig) -> ssl.SSLContext | None:
@@ -63,11 +68,8 @@ class RegistryServer:
         except OSError as exc:
             await self._runner.cleanup()
             raise RegistryError(f"cannot listen on {self.config.addr}: {exc.strerror}") from None
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
-        from pallet.registry.schedule import scheduled_tasks
-
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1]) if addresses else port
         self._tasks = scheduled_tasks(self.state)
 
     async def stop(self) -> None:
@@ -94,8 +96,6 @@ def serve(config: RegistryConfig, ready: threading.Event | None = None) -> None:
         log.info("pallet registry listening on %s (data %s)", server.url, config.data)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        import signal
-
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
@@ -131,9 +131,9 @@ class ThreadedRegistry:
         asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(30)
         return self
 
-    def call(self, coro: object) -> object:
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on the server's loop (e.g. a GC pass) and wait for it."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(300)  # type: ignore[arg-type]
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(300)
 
     def stop(self) -> None:
         if self._loop.is_closed():

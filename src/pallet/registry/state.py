@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pallet.errors import RegistryError
 from pallet.oci.digest import Digest
 from pallet.registry.audit import AuditLog
 from pallet.registry.auth.authn import Authenticator
@@ -65,8 +66,13 @@ class ManifestCache:
 class RegistryState:
     def __init__(self, config: RegistryConfig, *, notifier: Notifier | None = None) -> None:
         self.config = config
-        config.data.mkdir(parents=True, exist_ok=True)
-        self.blobs = FilesystemBlobStore(config.data)
+        try:
+            config.data.mkdir(parents=True, exist_ok=True)
+            self.blobs = FilesystemBlobStore(config.data)
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot use data directory {config.data}: {exc.strerror}"
+            ) from None
         self.meta: MetadataStore = SQLiteMetadata(config.data / "metadata.db")
         self.uploads = Uploads(self.blobs, self.meta, config.limits.max_blob_bytes)
         self.auth = Authenticator(config)
