@@ -97,6 +97,32 @@ def test_two_layers_with_whiteouts_mount_as_the_merged_view(
 
 
 @pytest.mark.root
+@pytest.mark.overlay
+def test_a_build_steps_upper_dir_becomes_a_snapshot_without_copying(
+    store: Store, kit: Any, mounted: Path
+) -> None:
+    base = add_snapshot(store, kit, None, base_layer)
+    with store.snapshots.workspace() as work:
+        (work / "work").mkdir()
+        store.snapshots.mount([base], mounted, upperdir=work / "fs", workdir=work / "work")
+        try:
+            (mounted / "a.txt").unlink()  # overlay records a whiteout in the upper dir
+            (mounted / "built.txt").write_text("built\n")
+        finally:
+            overlay_mod.unmount(mounted)
+        inode = (work / "fs" / "built.txt").stat().st_ino
+        top = store.snapshots.adopt(work, kit.sha256(b"step diff"), base)
+    assert (store.snapshots.path(top) / "built.txt").stat().st_ino == inode
+    assert sorted(p.name for p in store.snapshots.path(top).parent.iterdir()) == ["fs", "meta.json"]
+    store.snapshots.mount([base, top], mounted)
+    try:
+        assert sorted(os.listdir(mounted)) == ["built.txt", "d", "keep.txt"]
+    finally:
+        overlay_mod.unmount(mounted)
+    assert store.check().ok
+
+
+@pytest.mark.root
 def test_copy_fallback_gives_the_same_view(store: Store, kit: Any, tmp_path: Path) -> None:
     bottom = add_snapshot(store, kit, None, base_layer)
     top = add_snapshot(store, kit, bottom, upper_layer)

@@ -181,8 +181,12 @@ class SnapshotStore:
 
     def adopt(self, work: Path, diff_id: Digest, parent: Digest | None) -> Digest:
         """Publish a :meth:`workspace` whose ``fs`` holds a layer's tree in overlay form
-        (e.g. a build step's upper dir); returns its chain ID. No copy: a rename."""
+        (e.g. a build step's upper dir, with its overlay workdir beside ``fs`` in the
+        workspace); returns its chain ID. No copy: a rename."""
         diff_id = Digest(diff_id)
+        for entry in work.iterdir():
+            if entry.name != FS_DIR:  # e.g. the overlay workdir a build step used
+                remove_tree(entry)
         chain_id = compute_chain_ids([parent, diff_id])[1] if parent else diff_id
         info = SnapshotInfo(chain_id, diff_id, parent, tree_digest(work / FS_DIR))
         self._publish([(work, info)])
