@@ -132,6 +132,31 @@ def test_skopeo_copy_in_and_out_inspect_list_tags_delete(registry, client, tmp_p
     assert client.request("GET", f"/v2/interop/skopeo/manifests/{digest}").status == 404
 
 
+def test_skopeo_docker_schema2_round_trip(registry, client, tmp_path):
+    skopeo = _need("skopeo")
+    make_layout(tmp_path / "src", "v1", b"schema2 payload\n")
+    dest = f"docker://{_host(registry.url)}/interop/schema2:v1"
+    _run(
+        skopeo,
+        "copy",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        f"oci:{tmp_path / 'src'}:v1",
+        dest,
+    )
+    got = client.request(
+        "GET",
+        "/v2/interop/schema2/manifests/v1",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    assert got.header("Content-Type") == "application/vnd.docker.distribution.manifest.v2+json"
+    raw = json.loads(_run(skopeo, "inspect", "--raw", "--tls-verify=false", dest).stdout)
+    assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    _run(skopeo, "copy", "--src-tls-verify=false", dest, f"dir:{tmp_path / 'out'}")
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text()) == got.json()
+
+
 @pytest.fixture
 def podman_cmd() -> Iterator[list[str]]:
     podman = _need("podman")
