@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pallet.errors import DigestMismatch, NotFound
+from pallet.errors import DigestMismatch, NotFound, TransportError
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
-from pallet.oci.platform import Platform
+from pallet.oci.platform import Platform, host_platform
 from pallet.transport.copy import VerifyingReader, copy, parse_image_manifest, parse_index_children
 from pallet.transport.layout import DirFiles, LayoutDestination, LayoutSource
 
@@ -181,3 +181,22 @@ def test_verifying_reader_checks_on_the_last_byte() -> None:
     good = VerifyingReader(io.BytesIO(b"hello"), _desc(b"hello"))
     assert good.read(5) == b"hello"
     good.finish()
+
+
+def test_deeply_nested_indexes_are_refused(tiny_layout, kit, tmp_path) -> None:
+    root, image = tiny_layout("v1")
+    desc = image.descriptor({"os": "linux", "architecture": host_platform().architecture})
+    for _ in range(12):
+        raw = json.dumps(
+            {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [desc]}
+        ).encode()
+        kit.write_blob(root, raw)
+        desc = {
+            "mediaType": mt.OCI_INDEX,
+            "digest": kit.sha256(raw),
+            "size": len(raw),
+            "platform": desc["platform"],
+        }
+    kit.write_layout(root, [("deep", desc)])
+    with pytest.raises(TransportError, match="nested more than"):
+        copy(source(root, "deep"), LayoutDestination(tmp_path / "o", "x"))

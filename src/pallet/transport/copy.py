@@ -32,6 +32,8 @@ CHUNK = 1 << 20
 COMPRESSIONS = ("none", "gzip", "zstd")
 #: configs are read whole (to check layer diff_ids); anything larger is refused
 MAX_CONFIG_SIZE = 32 << 20
+#: an index of indexes of ... deeper than this is refused (hostile input, not real images)
+MAX_INDEX_DEPTH = 8
 
 #: ``progress(event, descriptor)``; events: "skip" (destination has it), "copy", "done"
 Progress = Callable[[str, Descriptor], None]
@@ -198,25 +200,30 @@ class _Copier:
             raise DigestMismatch(f"manifest {desc.digest}: content hashes to {blob.digest}")
         return blob
 
-    def any(self, blob: ManifestBlob) -> ManifestBlob:
+    def any(self, blob: ManifestBlob, depth: int = 0) -> ManifestBlob:
         if mt.is_index(blob.media_type):
-            return self.index(blob)
+            if depth >= MAX_INDEX_DEPTH:
+                raise TransportError(
+                    f"{self.src.describe()}: indexes nested more than {MAX_INDEX_DEPTH} deep"
+                )
+            return self.index(blob, depth)
         if mt.is_manifest(blob.media_type):
             return self.image(blob)
         raise TransportError(
             f"{self.src.describe()}: unsupported manifest media type {blob.media_type!r}"
         )
 
-    def index(self, blob: ManifestBlob) -> ManifestBlob:
+    def index(self, blob: ManifestBlob, depth: int) -> ManifestBlob:
         doc, children = parse_index_children(blob)
         if not self.all_platforms:
             want = self.platform or host_platform()
-            return self.any(self._child(select_child(children, want, self.src.describe())))
+            chosen = select_child(children, want, self.src.describe())
+            return self.any(self._child(chosen), depth + 1)
         changed = False
         entries: list[dict[str, Any]] = []
         for child, entry in zip(children, doc.get("manifests") or [], strict=True):
             if mt.is_index(child.media_type) or mt.is_manifest(child.media_type):
-                new = self.any(self._child(child))
+                new = self.any(self._child(child), depth + 1)
                 if new.digest != child.digest:
                     changed = True
                     entry = {**entry, "mediaType": new.media_type}
