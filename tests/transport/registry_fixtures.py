@@ -15,7 +15,6 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,10 +68,16 @@ class Registry:
             self.proc.wait()
 
 
-def start_registry(workdir: Path, auth: dict[str, Any] | None = None) -> Registry:
+def start_registry(
+    workdir: Path,
+    auth: dict[str, Any] | None = None,
+    *,
+    tls: dict[str, str] | None = None,
+    port: int | None = None,
+) -> Registry:
     need_registry()
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     config: dict[str, Any] = {
         "version": 0.1,
         "log": {"level": "info", "formatter": "text"},
@@ -81,6 +86,8 @@ def start_registry(workdir: Path, auth: dict[str, Any] | None = None) -> Registr
     }
     if auth:
         config["auth"] = auth
+    if tls:
+        config["http"]["tls"] = tls
     cfg = workdir / "config.yml"
     cfg.write_text(json.dumps(config))  # JSON is YAML
     log = workdir / "registry.log"
@@ -92,10 +99,8 @@ def start_registry(workdir: Path, auth: dict[str, Any] | None = None) -> Registr
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {reg.log_text()}")
         try:
-            urllib.request.urlopen(f"http://{reg.host}/v2/", timeout=1)
-            return reg
-        except urllib.error.HTTPError:
-            return reg  # 401 is an answer too
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return reg
         except OSError:
             time.sleep(0.05)
     reg.stop()
@@ -266,8 +271,10 @@ def write_htpasswd(path: Path, users: dict[str, str]) -> None:
 
 class FaultyProxy:
     """A TCP proxy on 127.0.0.1 in front of ``target`` that, once, either cuts the
-    server-to-client stream after ``after`` bytes or flips the byte at that offset.
-    Faults apply only to connections whose response is larger than ``min_size``."""
+    server-to-client stream after ``after`` bytes ("cut") or flips the byte at that
+    offset ("corrupt") of a response larger than ``min_size``, or stops sending there
+    and holds the connection open ("stall"), or cuts the connection
+    after ``after`` bytes of an upload request ("cut-upload")."""
 
     def __init__(self, target: str, *, after: int, mode: str = "cut", min_size: int = 0) -> None:
         self.target_host, port = target.rsplit(":", 1)
@@ -303,8 +310,20 @@ class FaultyProxy:
             return
 
         async def pump_up() -> None:
+            sent = -1  # bytes of the current upload request, once one is seen
             try:
                 while data := await reader.read(65536):
+                    if self.mode == "cut-upload" and self.faults == 0:
+                        if data.startswith((b"PATCH ", b"PUT ")) and sent < 0:
+                            sent = 0
+                        if sent >= 0:
+                            sent += len(data)
+                            if sent > self.after:
+                                # drop the upload mid-body: both directions go
+                                self.faults += 1
+                                writer.transport.abort()
+                                up_w.transport.abort()
+                                return
                     up_w.write(data)
                     await up_w.drain()
             except (OSError, asyncio.CancelledError):
@@ -322,10 +341,12 @@ class FaultyProxy:
                         armed, count = self._big_response(data), 0
                     if armed and self.faults == 0 and count + len(data) > self.after:
                         cut = self.after - count
-                        if self.mode == "cut":
+                        if self.mode in ("cut", "stall"):
                             self.faults += 1
                             writer.write(data[:cut])
                             await writer.drain()
+                            if self.mode == "stall":
+                                await asyncio.sleep(3600)  # until the proxy stops
                             writer.transport.abort()
                             return
                         self.faults += 1

@@ -4,8 +4,12 @@ manifests, concurrent pulls, chunked uploads, and platform choice from an index.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -82,6 +86,43 @@ def test_corrupted_byte_fails_the_pull_and_leaves_the_store_empty(
     with pytest.raises(NotFound):
         Store.open(root).resolve(f"{proxy.host}/app:v1")
     assert not any((root / "ingest").iterdir())
+
+
+def test_ctrl_c_leaves_the_store_as_it_was(
+    tmp_path: Path, registry: Registry, isolated_home: Path
+) -> None:
+    image = make_image((1000, 300_000, BIG))
+    pushed_image(tmp_path, registry, "app", image)
+    proxy = FaultyProxy(registry.host, after=BIG // 2, mode="stall", min_size=BIG // 2)
+    root = tmp_path / "dest"
+    Store.open(root)
+    before = store_blob_files(root)
+    env = {**os.environ, "HOME": str(isolated_home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pallet", "--root", str(root), "pull", "-q", f"{proxy.host}/app:v1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while proxy.faults == 0 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proxy.faults == 1, "the big layer never started"
+        time.sleep(0.3)  # the other blobs are in by now
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proxy.stop()
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    assert store_blob_files(root) == before
+    assert list((root / "ingest").iterdir()) == []
+    with pytest.raises(NotFound):
+        Store.open(root).resolve(f"{proxy.host}/app:v1")
 
 
 def test_concurrent_pulls_of_one_image_into_one_store(tmp_path: Path, registry: Registry) -> None:
@@ -170,6 +211,28 @@ def test_large_blobs_upload_in_chunks(
     patches = registry.log_text().count('"PATCH /v2/app/blobs/uploads/')
     assert patches >= 4  # 350 kB in 100 kB chunks
     result = pull(name, tmp_path / "dest")
+    assert result.digest == image.digest
+    store = Store.open(tmp_path / "dest")
+    assert store.read_blob(sha256(image.layers[1]), max_size=2 * BIG) == image.layers[1]
+
+
+def test_push_resumes_after_a_dropped_upload(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry_upload, "MONOLITHIC_MAX", 10_000)
+    monkeypatch.setattr(registry_upload, "CHUNK_SEEKABLE", 400_000)
+    image = make_image((1000, BIG))
+    proxy = FaultyProxy(registry.host, after=BIG // 2, mode="cut-upload")
+    layout = tmp_path / "layout"
+    write_layout(layout, {"img": image})
+    name = f"{proxy.host}/app:v1"
+    load_into_store(tmp_path / "src", layout, "img", name)
+    try:
+        assert push(name, tmp_path / "src").digest == image.digest
+    finally:
+        proxy.stop()
+    assert proxy.faults == 1
+    result = pull(f"{registry.host}/app:v1", tmp_path / "dest")
     assert result.digest == image.digest
     store = Store.open(tmp_path / "dest")
     assert store.read_blob(sha256(image.layers[1]), max_size=2 * BIG) == image.layers[1]

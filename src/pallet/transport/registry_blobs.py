@@ -22,6 +22,7 @@ from pallet.oci.descriptor import Descriptor
 from pallet.transport.registry_http import (
     ATTEMPTS,
     NETWORK_ERRORS,
+    Cancelled,
     RegistryHttp,
     backoff,
     describe_exc,
@@ -29,10 +30,6 @@ from pallet.transport.registry_http import (
 
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
-
-
-class Interrupted(TransportError):
-    """The operation this stream belongs to was cancelled (Ctrl-C, another blob failed)."""
 
 
 class RemoteBlob(io.RawIOBase):
@@ -66,12 +63,12 @@ class RemoteBlob(io.RawIOBase):
 
     def read(self, n: int | None = -1) -> bytes:
         if self._cancel is not None and self._cancel.is_set():
-            raise Interrupted(f"{self._what}: interrupted")
+            raise Cancelled(f"{self._what}: interrupted")
         remaining = self.desc.size - self.pos
         if remaining <= 0:
             return b""
         want = remaining if n is None or n < 0 else min(n, remaining)
-        data = self.http.runner.run(self._read(want))
+        data = self.http.runner.run(self._read(want), self._cancel)
         if self._on_bytes is not None:
             self._on_bytes(len(data))
         return data

@@ -9,6 +9,7 @@ dropped connections when the request body can be sent again.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ssl
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
@@ -32,6 +33,7 @@ BACKOFF_START = 0.1
 BACKOFF_MAX = 2.0
 MAX_ERROR_BODY = 64 << 10
 READ_BUFFER = 4 << 20
+CANCEL_POLL = 0.2
 #: errors that mean the connection broke, worth a retry
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientError,  # dropped connections, truncated or malformed responses
@@ -40,6 +42,10 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 PING_ERRORS: tuple[type[BaseException], ...] = (*NETWORK_ERRORS, ssl.SSLError)
+
+
+class Cancelled(TransportError):
+    """The operation was stopped (Ctrl-C, or another part of it failed)."""
 
 
 class LoopThread:
@@ -62,14 +68,22 @@ class LoopThread:
                 cls._instance = cls()
             return cls._instance
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the loop and wait for it; an interrupt cancels it."""
+    def run(self, coro: Coroutine[Any, Any, T], cancel: threading.Event | None = None) -> T:
+        """Run ``coro`` on the loop and wait for it; an interrupt, or ``cancel`` being
+        set (checked a few times a second), cancels it."""
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("LoopThread.run called from the loop thread")
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
-            return future.result()
+            if cancel is None:
+                return future.result()
+            while True:
+                try:
+                    return future.result(timeout=CANCEL_POLL)
+                except concurrent.futures.TimeoutError:
+                    if cancel.is_set():
+                        raise Cancelled("cancelled") from None
         except BaseException:
             future.cancel()
             raise
@@ -170,7 +184,12 @@ class RegistryHttp:
                 )
             ctx: ssl.SSLContext | bool = False
             if scheme == "https":
-                verify = not (self.config.is_insecure(self.endpoint) or is_loopback(self.endpoint))
+                # Loopback registries are trusted as Docker trusts them, unless the user
+                # gave CA certificates for them in certs.d.
+                verify = not self.config.is_insecure(self.endpoint) and (
+                    not is_loopback(self.endpoint)
+                    or bool(self.config.host_cert_dirs(self.endpoint))
+                )
                 ctx = tls_context(self.endpoint, self.config, verify=verify)
             base = f"{scheme}://{self.endpoint}"
             try:
