@@ -120,12 +120,27 @@ def test_run_flag_errors_name_the_flag_and_its_position() -> None:
         ("type=cache,uid=abc", "invalid value abc for uid"),
         ("type=cache,ro=maybe", "invalid value for ro: maybe"),
         ("type=cache,targte=/x", "unexpected key 'targte'.*did you mean target"),
-        ("type=bind,from=$X", "doesn't support variable expansion"),
-        ('type=bind,\\"target', "failed to parse csv mounts"),
         ("type=bind,foo", "invalid field 'foo' must be a key=value pair"),
+        ("type=$T,target=/x", 'unsupported mount type "tmp"'),
     ],
 )
-def test_mount_errors(spec: str, message: str) -> None:
+def test_mount_errors_when_the_stage_is_built(spec: str, message: str) -> None:
+    # like BuildKit, a bad mount only fails when its stage is built (values expanded)
+    run = one(f"RUN --network=none --mount={spec} x")
+    assert isinstance(run, Run) and run.mounts is None
+    with pytest.raises(DockerfileError, match=message) as info:
+        run.resolve_mounts(lambda v: v.replace("$T", "tmp"))
+    assert (info.value.line, info.value.column) == (1, 20)  # the --mount flag
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("type=bind,from=$X", "doesn't support variable expansion"),
+        ('type=bind,\\"target', "failed to parse csv mounts"),
+    ],
+)
+def test_mount_errors_found_when_parsing(spec: str, message: str) -> None:
     fails(f"RUN --mount={spec} x", message)
 
 

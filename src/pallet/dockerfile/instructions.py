@@ -83,10 +83,24 @@ class Run:
     prepend_shell: bool  # shell form: run through SHELL
     files: tuple[Heredoc, ...]  # heredocs (the script and any extra files)
     mount_specs: tuple[str, ...]  # raw --mount values
-    mounts: tuple[Mount, ...] | None  # parsed; None when a value needs variables expanded
+    # parsed mounts; None when a value holds variables or is invalid: BuildKit checks
+    # those only when the stage is built, see resolve_mounts
+    mounts: tuple[Mount, ...] | None
     network: str
     security: str
     devices: tuple[Device, ...]
+
+    def resolve_mounts(self, expand: Callable[[str], str]) -> tuple[Mount, ...]:
+        """Parse every --mount value with ``expand`` resolving its variables."""
+        positions = [f.position for f in self.node.flags if f.name == "mount"]
+        out = []
+        for i, spec in enumerate(self.mount_specs):
+            try:
+                out.append(parse_mount(spec, expand))
+            except MountError as err:
+                pos = positions[i] if i < len(positions) else self.node.position
+                raise DockerfileError(str(err), pos.line, pos.column) from None
+        return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -342,8 +356,13 @@ def _parse_run(node: Instruction) -> Run:
     )
     specs = flags.texts("mount")
     for spec in specs:
-        check_mount_syntax(spec)
-    mounts = None if any("$" in s for s in specs) else tuple(parse_mount(s) for s in specs)
+        check_mount_syntax(spec)  # what BuildKit checks when it parses the file
+    mounts: tuple[Mount, ...] | None = None
+    if not any("$" in s for s in specs):
+        try:
+            mounts = tuple(parse_mount(s) for s in specs)
+        except MountError:
+            pass  # reported by resolve_mounts, when (and if) the stage is built
     network = flags.text("network")
     if network is None:
         network = "default"
