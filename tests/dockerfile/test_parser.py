@@ -292,3 +292,11 @@ def test_invalid_utf8_is_dumped_as_go_does() -> None:
 def test_str_and_bytes_input_agree() -> None:
     text = "FROM a\nRUN echo ☃ \\\n  done\n"
     assert parse(text) == parse(text.encode())
+
+
+def test_dump_quotes_like_go_strconv() -> None:
+    # printable (Unicode 15.0, as in BuildKit's Go) stays literal; other runes are escaped
+    assert _dump("RUN a\u00a0b \U0001f6dc \u0cf3\n") == '(run "a\\u00a0b \U0001f6dc \u0cf3")\n'
+    assert _dump("RUN \u0378 \u200b \U000e0001 \x7f\n") == (
+        '(run "\\u0378 \\u200b \\U000e0001 \\x7f")\n'
+    )

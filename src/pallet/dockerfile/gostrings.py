@@ -42,6 +42,51 @@ _SIMPLE_ESCAPES = {
     "\\": "\\\\",
 }
 
+# Characters assigned (all printable) in Unicode 15.0, which BuildKit's Go uses, but not
+# in the Unicode 14.0 of Python 3.11's unicodedata; derived from the Unicode 15.0 data.
+_PRINTABLE_SINCE_UNICODE_15 = (
+    (0x0CF3, 0x0CF3),
+    (0x0ECE, 0x0ECE),
+    (0x10EFD, 0x10EFF),
+    (0x1123F, 0x11241),
+    (0x11B00, 0x11B09),
+    (0x11F00, 0x11F10),
+    (0x11F12, 0x11F3A),
+    (0x11F3E, 0x11F59),
+    (0x1342F, 0x1342F),
+    (0x13440, 0x13455),
+    (0x1B132, 0x1B132),
+    (0x1B155, 0x1B155),
+    (0x1D2C0, 0x1D2D3),
+    (0x1DF25, 0x1DF2A),
+    (0x1E030, 0x1E06D),
+    (0x1E08F, 0x1E08F),
+    (0x1E4D0, 0x1E4F9),
+    (0x1F6DC, 0x1F6DC),
+    (0x1F774, 0x1F776),
+    (0x1F77B, 0x1F77F),
+    (0x1F7D9, 0x1F7D9),
+    (0x1FA75, 0x1FA77),
+    (0x1FA87, 0x1FA88),
+    (0x1FAAD, 0x1FAAF),
+    (0x1FABB, 0x1FABD),
+    (0x1FABF, 0x1FABF),
+    (0x1FACE, 0x1FACF),
+    (0x1FADA, 0x1FADB),
+    (0x1FAE8, 0x1FAE8),
+    (0x1FAF7, 0x1FAF8),
+    (0x2B739, 0x2B739),
+    (0x31350, 0x323AF),
+)
+
+
+def _is_print(ch: str) -> bool:
+    """unicode.IsPrint of Go (Unicode 15.0)."""
+    if ch.isprintable():
+        return True
+    o = ord(ch)
+    return any(lo <= o <= hi for lo, hi in _PRINTABLE_SINCE_UNICODE_15)
+
 
 def is_space(ch: str) -> bool:
     """unicode.IsSpace for one character."""
@@ -112,7 +157,7 @@ def _quote_char(ch: str) -> str:
         return f"\\x{o - 0xDC00:02x}"
     if o < 0x20 or o == 0x7F:
         return f"\\x{o:02x}"
-    if ch.isprintable():  # unicode.IsPrint: letters, marks, numbers, punct, symbols, ASCII space
+    if _is_print(ch):  # letters, marks, numbers, punctuation, symbols, ASCII space
         return ch
     if 0xD800 <= o <= 0xDFFF:  # cannot occur in a Go string; Go would print U+FFFD
         return REPLACEMENT
