@@ -88,7 +88,6 @@ class _Parsed:
     json_form: bool
     sub: _Parsed | None
     original: str
-    original_at: int
 
 
 class _LineMap:
@@ -411,7 +410,7 @@ def _parse_line(line: str, escape: str, base: int, depth: int) -> _Parsed:
                     "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", lead - base
                 )
             sub = _parse_line(rest, escape, rest_at, depth + 1)
-        return _Parsed(keyword, lead, flags, [], False, sub, line, base)
+        return _Parsed(keyword, lead, flags, [], False, sub, line)
     parser = _ARG_PARSERS.get(command, _parse_ignore)
     try:
         args, json_form = parser(rest, escape, keyword)
@@ -425,7 +424,6 @@ def _parse_line(line: str, escape: str, base: int, depth: int) -> _Parsed:
         json_form,
         None,
         line,
-        base,
     )
 
 
