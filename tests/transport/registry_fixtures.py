@@ -473,7 +473,14 @@ class Image:
         return (self.config, *self.layers)
 
 
-def make_image(layer_sizes: tuple[int, ...] = (1000, 300_000), arch: str | None = None) -> Image:
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+def make_image(
+    layer_sizes: tuple[int, ...] = (1000, 300_000), arch: str | None = None, docker: bool = False
+) -> Image:
     """An image whose layers are gzip streams of random bytes (incompressible, and real
     gzip so peers that sniff compression leave them as they are)."""
     import gzip
@@ -489,13 +496,18 @@ def make_image(layer_sizes: tuple[int, ...] = (1000, 300_000), arch: str | None 
             "config": {"Labels": {"nonce": os.urandom(4).hex()}},
         }
     ).encode()
+    types = (
+        (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER_GZIP)
+        if docker
+        else (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP)
+    )
     manifest = json.dumps(
         {
             "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+            "mediaType": types[0],
+            "config": {"mediaType": types[1], "digest": sha256(config), "size": len(config)},
             "layers": [
-                {"mediaType": OCI_LAYER_GZIP, "digest": sha256(b), "size": len(b)} for b in layers
+                {"mediaType": types[2], "digest": sha256(b), "size": len(b)} for b in layers
             ],
         }
     ).encode()
@@ -512,7 +524,7 @@ def write_layout(root: Path, images: dict[str, Image], extra: tuple[bytes, ...] 
             (blobs / sha256(data).split(":")[1]).write_bytes(data)
         entries.append(
             {
-                "mediaType": OCI_MANIFEST,
+                "mediaType": json.loads(image.manifest)["mediaType"],
                 "digest": image.digest,
                 "size": len(image.manifest),
                 "annotations": {"org.opencontainers.image.ref.name": name},

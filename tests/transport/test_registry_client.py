@@ -57,6 +57,16 @@ def test_push_then_pull_keeps_every_digest(tmp_path: Path, registry: Registry) -
         assert store.read_blob(sha256(blob), max_size=1 << 30) == blob
 
 
+def test_docker_schema2_images_keep_their_media_type(tmp_path: Path, registry: Registry) -> None:
+    image = make_image(docker=True)
+    name = f"{registry.host}/docker/app:v1"
+    assert push(name, seed_store(tmp_path, name, image)).digest == image.digest
+    root = tmp_path / "dest"
+    assert pull(name, root).digest == image.digest
+    desc = Store.open(root).resolve(name)
+    assert desc.media_type == "application/vnd.docker.distribution.manifest.v2+json"
+
+
 def test_second_pull_downloads_nothing(tmp_path: Path, registry: Registry) -> None:
     image = make_image()
     name = f"{registry.host}/app:v1"

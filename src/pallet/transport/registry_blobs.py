@@ -125,7 +125,7 @@ class RemoteBlob(io.RawIOBase):
             location = resp.headers.get("Location", "")
             target = str(resp.url.join(URL(location)))
             resp.release()
-            session = self.http._session_now()
+            session = self.http.session()
             resp = await session.get(target, headers=headers, allow_redirects=False)
             hops += 1
         if resp.status == 206 and self.pos:

@@ -135,7 +135,8 @@ class RegistryHttp:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    def _session_now(self) -> aiohttp.ClientSession:
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session (created on first use; call only on the loop)."""
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=32, enable_cleanup_closed=True)
             self._session = aiohttp.ClientSession(
@@ -221,7 +222,7 @@ class RegistryHttp:
         ssl_ctx: ssl.SSLContext | bool,
         limit: int = MAX_ERROR_BODY,
     ) -> Reply:
-        session = self._session_now()
+        session = self.session()
         async with session.request(
             method, url, headers=headers, data=data, ssl=ssl_ctx, allow_redirects=False
         ) as resp:
@@ -275,7 +276,7 @@ class RegistryHttp:
                 send_headers["Authorization"] = auth
             data = body() if callable(body) else body
             try:
-                resp = await self._session_now().request(
+                resp = await self.session().request(
                     method,
                     url,
                     headers=send_headers,
