@@ -3,6 +3,7 @@ skopeo and the docker-save fixtures."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import shutil
@@ -329,3 +330,61 @@ def test_write_failures_are_one_line(store_with_tiny, tmp_path) -> None:
     out = pallet(root, "copy", "-q", "pallet:tiny:1", f"docker-archive:{missing}", check=False)
     assert out.returncode == 1
     assert out.stderr.decode() == f"error: {missing}: cannot write: No such file or directory\n"
+
+
+def test_saved_archive_is_the_same_to_a_file_or_a_pipe(kit, tmp_path) -> None:
+    # an image whose two layers are the same tar: the archive holds it once
+    tar = kit.layer_tar({"a": b"1"})
+    layer = gzip.compress(tar, mtime=0)
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [kit.sha256(tar)] * 2},
+        }
+    ).encode()
+    layer_desc = {
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": kit.sha256(layer),
+        "size": len(layer),
+    }
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": kit.sha256(config),
+                "size": len(config),
+            },
+            "layers": [layer_desc, layer_desc],
+        }
+    ).encode()
+    layout = tmp_path / "dup"
+    for blob in (config, layer, manifest):
+        kit.write_blob(layout, blob)
+    kit.write_layout(
+        layout,
+        [
+            (
+                "v1",
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": kit.sha256(manifest),
+                    "size": len(manifest),
+                },
+            )
+        ],
+    )
+    root = tmp_path / "store"
+    pallet(root, "copy", "-q", f"oci:{layout}:v1", "pallet:dup:1")
+    to_file = tmp_path / "dup.tar"
+    pallet(root, "save", "-o", str(to_file), "dup:1")
+    piped = pallet(root, "save", "dup:1").stdout  # a pipe: not seekable, spooled
+    assert piped == to_file.read_bytes()
+    with tarfile.open(to_file) as archive:
+        layers = [m.name for m in archive if m.name.endswith("layer.tar")]
+        (entry,) = json.load(archive.extractfile("manifest.json"))
+    assert layers == [f"{kit.sha256(tar)[7:]}/layer.tar"]
+    assert entry["Layers"] == layers * 2
+    assert lines(pallet(tmp_path / "fresh", "load", "-i", str(to_file))) == ["Loaded image: dup:1"]

@@ -309,6 +309,9 @@ class _Copier:
     ) -> Descriptor:
         """Recompress one layer into a scratch file, checking its digest and diff_id."""
         self._note("copy", layer)
+        put_tar = getattr(self.dst, "put_layer_tar", None)
+        if target == "none" and put_tar is not None:
+            return self._decompress_into(layer, put_tar, oci, diff_id)
         scratch = getattr(self.dst, "scratch_dir", None)
         with tempfile.TemporaryFile(dir=scratch) as tmp:
             with self.src.open_blob(layer) as stream:
@@ -338,6 +341,33 @@ class _Copier:
                 tmp.seek(0)
                 # the destination verifies it: digest and size were taken as it was written
                 self.dst.put_blob(new, cast(BinaryIO, tmp))
+        self._note("done", new)
+        return new
+
+    def _decompress_into(
+        self,
+        layer: Descriptor,
+        put_tar: Callable[[IO[bytes]], tuple[Digest, int]],
+        oci: bool,
+        diff_id: Digest | None,
+    ) -> Descriptor:
+        """Stream a layer, decompressed, straight into a destination that learns digest
+        and size as it writes (docker-archive): no scratch copy."""
+        with self.src.open_blob(layer) as stream:
+            reader = VerifyingReader(stream, layer)
+            try:
+                digest, size = put_tar(open_decompressed(reader.as_stream()))
+            except LayerError as exc:
+                raise TransportError(f"layer {layer.digest}: {exc}") from None
+            reader.finish()
+        if diff_id is not None and digest != diff_id:
+            raise DigestMismatch(
+                f"layer {layer.digest}: uncompressed content hashes to {digest}, "
+                f"config says {diff_id}"
+            )
+        new = Descriptor(
+            _layer_media_type(layer.media_type, "none", oci), digest, size, layer.annotations
+        )
         self._note("done", new)
         return new
 

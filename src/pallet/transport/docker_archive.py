@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from pallet.errors import NotFound, OCIError, TransportError
 from pallet.layer.compression import detect
@@ -267,6 +267,10 @@ def _diff_ids(config_raw: bytes, what: str) -> list[Digest]:
         raise TransportError(f"{what}: config: {exc}") from None
 
 
+def _layer_path(hexid: str) -> str:
+    return f"{hexid}/layer.tar"
+
+
 def split_tag(repo_tag: str) -> tuple[str, str] | None:
     """``repo:tag`` -> (repo, tag); None for a reference without a tag."""
     if "@" in repo_tag:
@@ -304,21 +308,36 @@ class DockerArchiveWriter:
         if mt.is_layer(desc.media_type):
             if mt.layer_compression(desc.media_type) != "none":
                 raise TransportError(f"{self.label}: layer {desc.digest} must be uncompressed")
-            self._tar.add_bytes(f"{hexid}/VERSION", b"1.0")
-            self._tar.add_stream(f"{hexid}/layer.tar", desc.size, reader.as_stream())
-            legacy = {"id": hexid, "created": "1970-01-01T00:00:00Z"}
-            self._tar.add_bytes(f"{hexid}/json", json.dumps(legacy).encode())
+            self._tar.add_stream(_layer_path(hexid), desc.size, reader.as_stream())
+            self._legacy_files(hexid)
         else:
             self._tar.add_stream(f"{hexid}.json", desc.size, reader.as_stream())
         reader.finish()
         self._written.add(str(desc.digest))
+
+    def put_layer_tar(self, stream: IO[bytes]) -> tuple[Digest, int]:
+        """Write an uncompressed layer whose digest and size are learnt as it streams
+        (a layer being decompressed on its way from the store)."""
+        digest, size = self._tar.add_unsized(
+            lambda d: _layer_path(d.encoded), stream, lambda d: str(d) not in self._written
+        )
+        if str(digest) not in self._written:
+            self._legacy_files(digest.encoded)
+            self._written.add(str(digest))
+        return digest, size
+
+    def _legacy_files(self, hexid: str) -> None:
+        # what Docker before 25 writes next to each layer.tar; old loaders read them
+        self._tar.add_bytes(f"{hexid}/VERSION", b"1.0")
+        legacy = {"id": hexid, "created": "1970-01-01T00:00:00Z"}
+        self._tar.add_bytes(f"{hexid}/json", json.dumps(legacy).encode())
 
     def add_image(self, config: Digest, layers: Sequence[Digest], repo_tags: Sequence[str]) -> None:
         self._entries.append(
             {
                 "Config": f"{config.encoded}.json",
                 "RepoTags": list(repo_tags),
-                "Layers": [f"{d.encoded}/layer.tar" for d in layers],
+                "Layers": [_layer_path(d.encoded) for d in layers],
             }
         )
         for repo_tag in repo_tags:
@@ -358,6 +377,9 @@ class DockerArchiveDestination:
 
     def put_blob(self, desc: Descriptor, stream: BinaryIO) -> None:
         self.writer.put(desc, stream)
+
+    def put_layer_tar(self, stream: IO[bytes]) -> tuple[Digest, int]:
+        return self.writer.put_layer_tar(stream)
 
     def put_manifest(self, manifest: ManifestBlob) -> None:
         if not mt.is_manifest(manifest.media_type):

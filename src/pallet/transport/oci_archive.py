@@ -19,6 +19,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import IO, Any, BinaryIO, cast
 from pallet.errors import LayerError, NotFound, TransportError
 from pallet.layer.compression import detect, open_decompressed
 from pallet.oci.descriptor import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor
+from pallet.oci.digest import Digest, new_hasher
 from pallet.transport.base import ManifestBlob
 from pallet.transport.copy import VerifyingReader
 from pallet.transport.layout import (
@@ -269,14 +271,20 @@ class TarWriter:
         except OSError as exc:  # a full disk, a closed terminal: one line, not a traceback
             raise TransportError(f"{self._label}: cannot write: {exc.strerror}") from exc
 
-    def _header(self, name: str, size: int = 0, directory: bool = False) -> None:
+    @staticmethod
+    def _header_bytes(name: str, size: int, directory: bool = False, gnu: bool = False) -> bytes:
         info = tarfile.TarInfo(name)
         info.size = size
         info.mtime = 0
         info.mode = 0o755 if directory else 0o644
         info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
         info.uname = info.gname = ""
-        self._write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if gnu:
+            return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+    def _header(self, name: str, size: int = 0, directory: bool = False) -> None:
+        self._write(self._header_bytes(name, size, directory))
 
     def _parents(self, name: str) -> None:
         parent = posixpath.dirname(name)
@@ -291,7 +299,10 @@ class TarWriter:
     def add_stream(self, name: str, size: int, stream: BinaryIO) -> None:
         """Add ``size`` bytes read from ``stream`` as member ``name``."""
         self._parents(name)
-        self._header(name, size)
+        self._member(name, size, stream)
+
+    def _member(self, name: str, size: int, stream: BinaryIO, gnu: bool = False) -> None:
+        self._write(self._header_bytes(name, size, gnu=gnu))
         left = size
         while left:
             chunk = stream.read(min(left, 1 << 20))
@@ -301,8 +312,63 @@ class TarWriter:
             left -= len(chunk)
         self._write(b"\0" * (-size % tarfile.BLOCKSIZE))
 
+    def add_unsized(
+        self,
+        name_for: Callable[[Digest], str],
+        stream: IO[bytes],
+        keep: Callable[[Digest], bool],
+    ) -> tuple[Digest, int]:
+        """Add a member whose size and name (``name_for(sha256 of the bytes)``) are known
+        only once ``stream`` ends; returns that digest and the size. ``keep(digest)``
+        False drops the member (the archive already holds those bytes).
+
+        On a seekable output the bytes go straight in and the header is rewritten after
+        (a GNU header: one block whatever the size, so it can be patched in place);
+        otherwise they are spooled to a temporary file first.
+        """
+        hasher = new_hasher("sha256")
+        placeholder = name_for(Digest("sha256:" + "0" * 64))
+        if not self._seekable():
+            with tempfile.TemporaryFile() as spool:
+                size = _hash_copy(stream, hasher, spool.write)
+                digest = Digest.from_hasher(hasher)
+                if keep(digest):
+                    spool.seek(0)
+                    # the same bytes as the seekable path writes
+                    self._member(name_for(digest), size, cast(BinaryIO, spool), gnu=True)
+            return digest, size
+        start = self._out.tell()
+        self._write(self._header_bytes(placeholder, 0, gnu=True))
+        size = _hash_copy(stream, hasher, self._write)
+        digest = Digest.from_hasher(hasher)
+        if not keep(digest):
+            self._out.seek(start)
+            self._out.truncate()
+            return digest, size
+        end = self._out.tell()
+        self._out.seek(start)
+        self._write(self._header_bytes(name_for(digest), size, gnu=True))
+        self._out.seek(end)
+        self._write(b"\0" * (-size % tarfile.BLOCKSIZE))
+        return digest, size
+
+    def _seekable(self) -> bool:
+        try:
+            return self._out.seekable()
+        except (AttributeError, OSError, ValueError):
+            return False
+
     def close(self) -> None:
         self._write(b"\0" * (2 * tarfile.BLOCKSIZE))
+
+
+def _hash_copy(stream: IO[bytes], hasher: Any, write: Callable[[bytes], Any]) -> int:
+    size = 0
+    while chunk := stream.read(1 << 20):
+        hasher.update(chunk)
+        write(chunk)
+        size += len(chunk)
+    return size
 
 
 class OciArchiveWriter:
