@@ -132,3 +132,19 @@ def test_structured_access_log(make_registry, make_client, caplog):
     entry = json.loads(caplog.records[0].getMessage())
     assert entry["method"] == "GET" and entry["path"] == "/v2/" and entry["status"] == 200
     assert entry["user_agent"] == "probe/1.0" and entry["remote"] == "127.0.0.1"
+
+
+def test_an_internal_failure_is_a_json_500_without_details(client, registry, monkeypatch, caplog):
+    client.push_image("boom/repo", "v1", [b"x"])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(registry.state.meta, "list_tags", broken)
+    with caplog.at_level(logging.ERROR, logger="pallet.registry"):
+        r = client.request("GET", "/v2/boom/repo/tags/list")
+    assert r.status == 500
+    assert r.error_codes == ["UNKNOWN"]
+    assert b"secret" not in r.body
+    assert any("internal error" in rec.getMessage() for rec in caplog.records)
+    assert client.request("POST", "/v2/").status == 405

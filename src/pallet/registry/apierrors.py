@@ -29,6 +29,7 @@ STATUS: dict[str, int] = {
     "PAGINATION_NUMBER_INVALID": 400,
     "RANGE_INVALID": 416,
     "NOT_FOUND": 404,
+    "UNKNOWN": 500,  # distribution's code for an internal error
 }
 
 

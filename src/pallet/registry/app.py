@@ -80,6 +80,8 @@ class Dispatcher:
             method = request.method
             caller = Caller(await self._identify(request), caller.address)
             if route.kind == r.BASE:
+                if method not in ("GET", "HEAD"):
+                    raise ApiError("UNSUPPORTED", f"{method} not allowed on /v2/")
                 if caller.identity is ANONYMOUS and not state.auth.open:
                     raise state.auth.unauthorized(request.scheme, request.host, None)
                 resp: web.StreamResponse = web.json_response({}, headers=API_VERSION)
@@ -117,7 +119,7 @@ class Dispatcher:
             raise
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path[:200])
-            return error_response(ApiError("UNSUPPORTED", "internal server error", status=500))
+            return error_response(ApiError("UNKNOWN", "internal server error"))
         finally:
             state.metrics.observe(request.method, label, status, time.perf_counter() - started)
 
