@@ -257,10 +257,16 @@ def test_tls(make_registry, make_client, tmp_path):
     reg = make_registry(tls=TLSConfig(cert=cert, key=key))
     assert reg.url.startswith("https://")
     client = make_client(reg.url)
-    digest = client.push_image("tls/repo", "v1", [os.urandom(100)])
-    assert (
-        client.request("GET", "/v2/tls/repo/manifests/v1").header("Docker-Content-Digest") == digest
+    layer = os.urandom(300_000)
+    digest = client.push_image("tls/repo", "v1", [layer])
+    got = client.request("GET", "/v2/tls/repo/manifests/v1")
+    assert got.header("Docker-Content-Digest") == digest
+    # blob bodies over TLS cannot use sendfile: the fallback must send the same bytes
+    assert client.request("GET", f"/v2/tls/repo/blobs/{client.sha256(layer)}").body == layer
+    ranged = client.request(
+        "GET", f"/v2/tls/repo/blobs/{client.sha256(layer)}", headers={"Range": "bytes=10-19"}
     )
+    assert ranged.status == 206 and ranged.body == layer[10:20]
 
 
 def test_user_cli_add_list_rm(tmp_path, cli):
