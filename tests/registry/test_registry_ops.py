@@ -148,3 +148,18 @@ def test_an_internal_failure_is_a_json_500_without_details(client, registry, mon
     assert b"secret" not in r.body
     assert any("internal error" in rec.getMessage() for rec in caplog.records)
     assert client.request("POST", "/v2/").status == 405
+
+
+def test_a_full_notification_queue_drops_the_oldest_event():
+    from pallet.registry.notify import Notifier
+
+    async def scenario() -> Notifier:
+        notifier = Notifier((Webhook(url="http://127.0.0.1:9/none"),), queue_size=2)
+        for n in range(3):
+            notifier.event("push", f"repo/{n}")
+        return notifier
+
+    notifier = asyncio.run(scenario())
+    assert notifier.dropped == 1
+    queued = [notifier._queue.get_nowait()[1]["target"]["repository"] for _ in range(2)]
+    assert queued == ["repo/1", "repo/2"]

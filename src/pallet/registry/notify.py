@@ -30,6 +30,7 @@ class Notifier:
         self._session: aiohttp.ClientSession | None = None
         self.delivered = 0
         self.failed = 0
+        self.dropped = 0
 
     def event(
         self,
@@ -62,7 +63,9 @@ class Notifier:
         for hook in self.hooks:
             if action in hook.events:
                 if self._queue.full():
-                    self._queue.get_nowait()
+                    self._queue.get_nowait()  # drop the oldest
+                    self._queue.task_done()
+                    self.dropped += 1
                 self._queue.put_nowait((hook, body))
 
     async def start(self, workers: int = 2) -> None:
