@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from pallet.errors import LayerError, UnsafeLayer
+from pallet.errors import InvalidArgument, LayerError, UnsafeLayer
 from pallet.layer import tarformat as tf
 from pallet.layer.reader import Member, TarReader
 from pallet.oci.digest import Digest
@@ -407,7 +407,7 @@ def extract_layer(
     device nodes. Returns the diffID computed over the stream while reading it.
     """
     if whiteouts not in ("overlay", "apply"):
-        raise ValueError(f"whiteouts must be 'overlay' or 'apply', not {whiteouts!r}")
+        raise InvalidArgument(f"whiteouts must be 'overlay' or 'apply', not {whiteouts!r}")
     if same_owner is None:
         same_owner = os.geteuid() == 0
     os.makedirs(dest, exist_ok=True)
