@@ -7,10 +7,11 @@ import http.client
 import json
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pallet.registry.config import RegistryConfig
+from pallet.registry.config import AuthConfig, RegistryConfig
 from pallet.registry.server import ThreadedRegistry
 
 _DIGEST = "sha256:" + hashlib.sha256(b"seed").hexdigest()
@@ -87,14 +88,20 @@ bodies = st.sampled_from(
 ) | st.binary(max_size=200)
 
 
-def test_no_route_answers_500(tmp_path):
-    config = RegistryConfig(addr="127.0.0.1:0", data=tmp_path / "data", access_log=False)
+@pytest.mark.parametrize("mode", ["none", "token"])
+def test_no_route_answers_500(tmp_path, mode):
+    config = RegistryConfig(
+        addr="127.0.0.1:0",
+        data=tmp_path / "data",
+        access_log=False,
+        auth=AuthConfig(mode=mode, anonymous_pull=True),
+    )
     with ThreadedRegistry(config) as reg:
         port = reg.server.port
         seen: set[int] = set()
 
         @settings(
-            max_examples=400,
+            max_examples=250,
             deadline=None,
             derandomize=True,
             database=None,
@@ -128,5 +135,62 @@ def test_no_route_answers_500(tmp_path):
             assert resp.status < 500, (method, path, hdrs, body, resp.status)
 
         probe()
-        assert any(200 <= s < 300 for s in seen)  # the probe does reach working paths
+        if mode == "none":
+            assert any(200 <= s < 300 for s in seen)  # the probe does reach working paths
         assert any(400 <= s < 500 for s in seen)
+
+
+def test_token_endpoint_never_answers_500(tmp_path):
+    config = RegistryConfig(
+        addr="127.0.0.1:0",
+        data=tmp_path / "data",
+        access_log=False,
+        auth=AuthConfig(mode="token", anonymous_pull=True),
+    )
+    with ThreadedRegistry(config) as reg:
+        port = reg.server.port
+
+        @settings(
+            max_examples=150,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(
+            method=st.sampled_from(["GET", "POST"]),
+            scopes=st.lists(
+                st.sampled_from(
+                    [
+                        "repository:a/b:pull",
+                        "repository:a:*",
+                        "registry:catalog:*",
+                        ":",
+                        "repository::",
+                    ]
+                )
+                | st.text(max_size=30),
+                max_size=3,
+            ),
+            hdrs=headers,
+            body=bodies
+            | st.sampled_from(
+                [b"grant_type=password&username=x&password=y", b"grant_type=refresh_token"]
+            ),
+        )
+        def probe(method, scopes, hdrs, body):
+            path = "/token?service=pallet-registry" + "".join(
+                f"&scope={quote(s, safe='')}" for s in scopes
+            )
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                conn.request(
+                    method, path, body=body, headers={**hdrs, "Content-Length": str(len(body))}
+                )
+                resp = conn.getresponse()
+                resp.read()
+            finally:
+                conn.close()
+            assert resp.status < 500, (method, path, hdrs, body, resp.status)
+
+        probe()
