@@ -12,6 +12,9 @@ def register(group: click.Group) -> None:
     )  # images, inspect, history, tag, rmi, import, bootstrap, system
 
     images_cmd.register(group)
+    from pallet.cli import container_cmd  # run, ps, rm, logs
+
+    container_cmd.register(group)
     from pallet.cli.registry_cmd import registry
 
     group.add_command(registry)
@@ -21,3 +24,6 @@ def register(group: click.Group) -> None:
     from pallet.cli import registry_client_cmd  # pull, push, login, logout
 
     registry_client_cmd.register(group)
+    from pallet.cli import build_cmd  # build, builder prune
+
+    build_cmd.register(group)

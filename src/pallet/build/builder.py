@@ -1,0 +1,233 @@
+"""``build(store, options)``: a Dockerfile and a context directory into a stored image.
+
+Order matters for the user: the Dockerfile is parsed and resolved (syntax and semantic
+errors, missing base images, missing secrets) before any step runs; the image's tags are
+written last, after every blob it needs is in the store.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from pallet.build.context_hash import ContextHasher
+from pallet.build.executor import StageRunner, image_for
+from pallet.build.options import BuildOptions, Output
+from pallet.build.progress import Progress
+from pallet.build.rootfs import clean_stale_mounts, scratch_dir
+from pallet.build.sources import ContextTree
+from pallet.dockerfile import parse
+from pallet.dockerfile.plan import BuildPlan, resolve
+from pallet.errors import BuildError, InvalidArgument, PalletError
+from pallet.images.compose import write_image
+from pallet.images.lookup import LocalImage
+from pallet.oci.config import ImageConfig
+from pallet.oci.descriptor import Descriptor
+from pallet.oci.digest import Digest
+from pallet.oci.platform import Platform, host_platform
+from pallet.runtime.oci_runtime import OCIRuntime, find_runtime
+from pallet.store import Store
+
+MAX_DOCKERFILE = 16 << 20
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image_id: Digest  # the config digest, docker's image ID
+    manifest: Descriptor
+    config: ImageConfig
+    tags: tuple[str, ...]
+    cached_steps: int
+    executed_steps: int
+
+
+def _read_dockerfile(options: BuildOptions) -> tuple[str, str]:
+    """The Dockerfile's text and its name relative to the context (for .dockerignore)."""
+    if options.dockerfile_text is not None:
+        return options.dockerfile_text, "Dockerfile"
+    path = options.dockerfile or options.context / "Dockerfile"
+    try:
+        if path.stat().st_size > MAX_DOCKERFILE:
+            raise InvalidArgument(f"{path}: larger than {MAX_DOCKERFILE} bytes")
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise InvalidArgument(f"cannot read the Dockerfile {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"cannot read the Dockerfile {path}: {exc}") from None
+    return text, str(path)
+
+
+def _platform(options: BuildOptions) -> Platform:
+    host = host_platform()
+    if options.platform:
+        wanted = Platform.parse(options.platform)
+        if not (wanted == host or wanted.matches(host)):
+            raise InvalidArgument(
+                f"--platform {options.platform}: only the host platform ({host}) can be built"
+            )
+    return host
+
+
+def _secrets(options: BuildOptions, scratch: Path) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for secret in options.secrets:
+        if secret.path is not None:
+            if not secret.path.is_file():
+                raise InvalidArgument(f"--secret id={secret.id}: {secret.path} is not a file")
+            out[secret.id] = secret.path.absolute()
+        elif secret.env is not None:
+            value = os.environ.get(secret.env)
+            if value is None:
+                raise InvalidArgument(
+                    f"--secret id={secret.id}: environment variable {secret.env} is not set"
+                )
+            path = scratch / f"secret-{len(out)}"
+            path.write_text(value)
+            os.chmod(path, 0o400)
+            out[secret.id] = path
+    return out
+
+
+def _check_secrets(plan: BuildPlan, given: set[str]) -> None:
+    for stage in plan.stages:
+        for step in stage.steps:
+            if step.run is None:
+                continue
+            for mount in step.run.mounts:
+                if mount.type == "secret" and mount.required:
+                    sid = mount.id or os.path.basename(mount.target)
+                    if sid not in given:
+                        raise BuildError(
+                            f"line {step.line}: RUN needs secret {sid!r}: "
+                            f"pass it with --secret id={sid},src=FILE"
+                        )
+
+
+def build(store: Store, options: BuildOptions, progress: Progress | None = None) -> BuildResult:
+    """Build the image ``options`` describe into ``store``; see :class:`BuildOptions`."""
+    progress = progress or Progress("quiet")
+    context = options.context.absolute()
+    if not context.is_dir():
+        raise InvalidArgument(f"build context {options.context} is not a directory")
+    platform = _platform(options)
+    text, name = _read_dockerfile(options)
+    dockerfile = parse(text, filename=os.path.basename(name))
+    images: dict[str, LocalImage] = {}
+
+    def base_config(ref: str, plat: Platform) -> ImageConfig:
+        if ref not in images:
+            images[ref] = image_for(store, ref, plat, options.pull)
+        return images[ref].config
+
+    plan = resolve(
+        dockerfile,
+        build_args=options.build_args,
+        target=options.target,
+        target_platform=platform,
+        base_config=base_config,
+    )
+    for stage in plan.stages:  # COPY --from=image and mounts from images
+        for step in stage.steps:
+            sources = [step.copy.source] if step.copy else []
+            sources += list(step.run.mount_sources) if step.run else []
+            for src in sources:
+                if src.kind == "image" and src.image and src.image not in images:
+                    images[src.image] = image_for(store, src.image, platform, options.pull)
+    _check_secrets(plan, {s.id for s in options.secrets})
+    tree = ContextTree(context, name, ContextHasher(store.state.path))
+    clean_stale_mounts(store)
+    runtime_needed = any(s.run for st in plan.stages for s in st.steps)
+    with store.gc_lock(), store.lease() as lease, scratch_dir(store) as scratch:
+        runtime = None
+        if runtime_needed:
+            runtime = OCIRuntime(find_runtime(), store.root / "build" / "runc")
+        runner = StageRunner(
+            store,
+            lease,
+            options,
+            plan,
+            tree,
+            images,
+            runtime,
+            scratch,
+            progress,
+            _secrets(options, scratch),
+        )
+        final = runner.run_all()
+        config = final.image
+        if options.labels:
+            labels = dict(config.config.labels or {})
+            labels.update(options.labels)
+            config = config.with_config(labels=labels)
+        desc = write_image(store, lease, config, list(final.fs.layers), options.tags)
+        _write_outputs(store, options, desc, final.fs.layers, final.fs.diff_ids)
+    image_id = Digest.from_bytes(config.to_bytes())
+    if options.iidfile is not None:
+        options.iidfile.write_text(str(image_id))
+    return BuildResult(
+        image_id,
+        desc,
+        config,
+        tuple(options.tags),
+        runner.counters.cached,
+        runner.counters.executed,
+    )
+
+
+def _write_outputs(
+    store: Store,
+    options: BuildOptions,
+    desc: Descriptor,
+    layers: tuple[Descriptor, ...],
+    diff_ids: tuple[Digest, ...],
+) -> None:
+    for output in options.outputs:
+        _write_output(store, output, desc, layers, diff_ids, options.tags)
+
+
+def _write_output(
+    store: Store,
+    output: Output,
+    desc: Descriptor,
+    layers: tuple[Descriptor, ...],
+    diff_ids: tuple[Digest, ...],
+    tags: tuple[str, ...],
+) -> None:
+    if output.type == "image":
+        return
+    assert output.dest is not None
+    if output.type == "local":
+        dest = output.dest
+        if dest.exists() and any(dest.iterdir()):
+            raise InvalidArgument(f"-o type=local,dest={dest}: the directory is not empty")
+        store.snapshots.materialize_layers(list(layers), list(diff_ids), dest)
+        return
+    from pallet.transport.copy import copy
+    from pallet.transport.names import TransportSpec, open_destination, open_source
+
+    transport = "oci-archive" if output.type == "oci" else "docker-archive"
+    ref = tags[0] if tags else None
+    if output.type == "docker" and ref is None:
+        ref = None
+    dst_spec = TransportSpec(transport, str(output.dest.absolute()), ref)
+    src = open_source(TransportSpec("pallet", ref=str(desc.digest)), store.root)
+    try:
+        dst = open_destination(dst_spec, store.root)
+        try:
+            copy(src, dst)
+        finally:
+            close = getattr(dst, "close", None)
+            if close is not None:
+                close()
+    except PalletError:
+        raise
+    finally:
+        src.close()
+
+
+def default_progress(mode: str, quiet: bool) -> Progress:
+    if quiet or mode == "quiet":
+        return Progress("quiet")
+    return Progress("plain", sys.stderr)

@@ -1,0 +1,461 @@
+"""Execute a build plan: stages on threads, steps through the cache, layers into the store.
+
+Each filesystem step (RUN, COPY, ADD, WORKDIR) has a cache key: the key of the state
+before it, the expanded instruction (argv, env, user, workdir, mounts, flags), the build
+args it can see, and the content digests of what it reads from the context (or the key
+of the stage it reads from). Metadata steps only change the config. A miss mounts the
+parent's snapshots under a fresh upper dir, runs the step, and commits the upper dir:
+tar + compress + hash in one pass into a blob, then a rename into a snapshot.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from pallet.build.cache import BuildCache
+from pallet.build.copy_step import (
+    CopyContext,
+    Download,
+    download,
+    execute_copy,
+    is_url,
+    match_sources,
+)
+from pallet.build.fsops import Owner, make_dirs
+from pallet.build.options import BuildOptions
+from pallet.build.progress import Progress
+from pallet.build.rootfs import readonly_rootfs, writable_rootfs
+from pallet.build.run_step import RunEnv, drop_untouched_copy_ups, run_command
+from pallet.build.sources import ContextTree, SourceTree
+from pallet.dockerfile.plan import PROXY_ARGS, BuildPlan, CopySource, StagePlan, Step
+from pallet.errors import BuildError, ContainerError, NotFound, PalletError
+from pallet.images.humanize import format_timestamp
+from pallet.images.lookup import LocalImage, find_image
+from pallet.layer.commit import commit_layer
+from pallet.oci.chainid import chain_ids as compute_chain_ids
+from pallet.oci.config import ImageConfig, history_entry
+from pallet.oci.descriptor import Descriptor
+from pallet.oci.digest import Digest
+from pallet.oci.platform import Platform
+from pallet.runtime.oci_runtime import OCIRuntime
+from pallet.runtime.users import resolve_user
+from pallet.store import Lease, Store
+
+HISTORY_COMMENT = "buildkit.dockerfile.v0"
+
+
+@dataclass(frozen=True)
+class FsState:
+    """A filesystem as a stack of layers (bottom first)."""
+
+    layers: tuple[Descriptor, ...] = ()
+    diff_ids: tuple[Digest, ...] = ()
+
+    def chain_ids(self) -> list[Digest]:
+        return compute_chain_ids(list(self.diff_ids)) if self.diff_ids else []
+
+    def plus(self, layer: Descriptor, diff_id: Digest) -> FsState:
+        return FsState((*self.layers, layer), (*self.diff_ids, diff_id))
+
+
+@dataclass(frozen=True)
+class StageResult:
+    fs: FsState
+    image: ImageConfig
+    key: str
+
+
+@dataclass
+class Counters:
+    cached: int = 0
+    executed: int = 0
+
+
+def _digest_of(doc: object) -> str:
+    raw = json.dumps(doc, sort_keys=True, default=repr, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def created_time(options: BuildOptions) -> tuple[str, int | None]:
+    """The build's timestamp and the SOURCE_DATE_EPOCH clamping layer mtimes, if any."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    epoch: int | None = int(value) if value.isdigit() else None
+    if epoch is None and options.reproducible:
+        epoch = 0
+    when = (
+        _dt.datetime.fromtimestamp(epoch, _dt.UTC)
+        if epoch is not None
+        else _dt.datetime.now(_dt.UTC)
+    )
+    return format_timestamp(when), epoch
+
+
+class StageRunner:
+    """Shared state of one build: the store, cache, context, images and stage results."""
+
+    def __init__(
+        self,
+        store: Store,
+        lease: Lease,
+        options: BuildOptions,
+        plan: BuildPlan,
+        context: ContextTree,
+        images: Mapping[str, LocalImage],
+        runtime: OCIRuntime | None,
+        scratch: Path,
+        progress: Progress,
+        secrets: Mapping[str, Path],
+    ) -> None:
+        self.store = store
+        self.lease = lease
+        self.options = options
+        self.plan = plan
+        self.context = context
+        self.images = images
+        self.runtime = runtime
+        self.scratch = scratch
+        self.progress = progress
+        self.secrets = secrets
+        self.cache = BuildCache(store)
+        self.created, self.epoch = created_time(options)
+        self.results: dict[int, Future[StageResult]] = {}
+        self.cancel = threading.Event()
+        self.counters = Counters()
+        self._lock = threading.Lock()
+
+    # -- stages -----------------------------------------------------------------------
+
+    def run_all(self) -> StageResult:
+        stages = self.plan.stages
+        with ThreadPoolExecutor(max_workers=len(stages), thread_name_prefix="stage") as pool:
+            for stage in stages:
+                self.results[stage.index] = pool.submit(self._stage_guarded, stage)
+            try:
+                for stage in stages:
+                    self.results[stage.index].exception()
+            except BaseException:
+                self.cancel.set()
+                raise
+            finally:
+                errors = [f.exception() for f in self.results.values() if f.done()]
+                if any(errors):
+                    self.cancel.set()
+        first = _first_error(self.results, stages)
+        if first is not None:
+            raise first
+        return self.results[self.plan.target].result()
+
+    def _stage_guarded(self, stage: StagePlan) -> StageResult:
+        try:
+            return self._stage(stage)
+        except BaseException:
+            self.cancel.set()
+            raise
+
+    def _dep(self, index: int) -> StageResult:
+        return self.results[index].result()
+
+    def stage_name(self, stage: StagePlan) -> str:
+        return stage.name or f"stage-{stage.index}"
+
+    def _stage(self, stage: StagePlan) -> StageResult:
+        if stage.base.kind == "stage":
+            assert stage.base.stage is not None
+            parent = self._dep(stage.base.stage)
+            fs, image, key = parent.fs, parent.image, parent.key
+        elif stage.base.kind == "image":
+            assert stage.base.image is not None
+            img = self.images[stage.base.image]
+            fs = FsState(tuple(img.manifest.layers), tuple(img.config.diff_ids))
+            image, key = img.config, f"image:{img.manifest.digest}"
+        else:
+            fs, image, key = FsState(), stage.base_config, "scratch"
+        fs_steps = [s for s in stage.steps if s.changes_filesystem]
+        total = len(fs_steps) + 1
+        name = self.stage_name(stage)
+        number = self.progress.vertex(
+            f"[{name} 1/{total}] FROM {stage.base.image or 'scratch'}"
+            if stage.base.kind != "stage"
+            else f"[{name} 1/{total}] FROM {self._stage_label(stage)}"
+        )
+        self.progress.done(number)
+        use_cache = not self.options.no_cache and not self._filtered(stage)
+        position = 1
+        for step in stage.steps:
+            if self.cancel.is_set():
+                raise BuildError("build cancelled")
+            empty = True
+            if step.changes_filesystem:
+                position += 1
+                label = f"[{name} {position}/{total}] {_title(step)}"
+                fs, key, empty = self._fs_step(step, label, fs, key, use_cache)
+            hist = history_entry(
+                step.created_by,
+                created=self.created,
+                comment=HISTORY_COMMENT,
+                empty_layer=empty,
+            )
+            if empty:
+                image = image.with_history(hist)
+            else:
+                image = image.with_layer(fs.diff_ids[-1], hist)
+            image = image.replace(config=step.config)
+        image = image.replace(created=self.created, author=stage.author)
+        if not stage.steps:
+            image = image.replace(config=stage.config)
+        return StageResult(fs, image, key)
+
+    def _stage_label(self, stage: StagePlan) -> str:
+        assert stage.base.stage is not None
+        parent = self.plan.stage(stage.base.stage)
+        return self.stage_name(parent)
+
+    def _filtered(self, stage: StagePlan) -> bool:
+        names = {n.lower() for n in self.options.no_cache_filter}
+        return bool(names) and ((stage.name or "").lower() in names or str(stage.index) in names)
+
+    # -- steps ------------------------------------------------------------------------
+
+    def _fs_step(
+        self, step: Step, label: str, fs: FsState, parent_key: str, use_cache: bool
+    ) -> tuple[FsState, str, bool]:
+        number = self.progress.vertex(label)
+        with ExitStack() as stack:
+            inputs: dict[str, object] = {}
+            tree: SourceTree | None = None
+            matches = []
+            downloads: list[Download] = []
+            mount_trees: dict[int, SourceTree] = {}
+            if step.copy is not None:
+                copy = step.copy
+                tree, source_key = self._source_tree(copy.source, stack)
+                matches = match_sources(copy, tree, f"{label}")
+                if isinstance(tree, ContextTree):
+                    inputs["content"] = tree.content_digest([m.path for m in matches])
+                else:
+                    inputs["source"] = source_key
+                for src in copy.sources:
+                    if is_url(src):
+                        if not copy.add:
+                            raise BuildError(f"{label}: COPY cannot read a URL ({src}); use ADD")
+                        downloads.append(download(src, self.scratch, copy.checksum, label))
+                inputs["downloads"] = [str(d.digest) for d in downloads]
+            if step.run is not None:
+                for index, mount in enumerate(step.run.mounts):
+                    if mount.type == "bind":
+                        mtree, mkey = self._source_tree(step.run.mount_sources[index], stack)
+                        mount_trees[index] = mtree
+                        if isinstance(mtree, ContextTree):
+                            rel = mtree.resolve(mount.source.strip("/")) if mount.source else ""
+                            inputs[f"mount{index}"] = mtree.content_digest([rel])
+                        else:
+                            inputs[f"mount{index}"] = mkey
+            key = _digest_of(
+                {
+                    "parent": parent_key,
+                    "step": _step_doc(step),
+                    "inputs": inputs,
+                    "compression": [self.options.compression, self.options.compression_level],
+                    "epoch": self.epoch,
+                }
+            )
+            if use_cache:
+                hit = self.cache.get(key)
+                if hit is not None:
+                    self.progress.cached(number)
+                    with self._lock:
+                        self.counters.cached += 1
+                    if hit.layer is None or hit.diff_id is None:
+                        return fs, key, True
+                    self.lease.add(hit.layer.digest)
+                    return fs.plus(hit.layer, hit.diff_id), key, False
+            with self._lock:
+                self.counters.executed += 1
+            result = self._execute(step, label, number, fs, tree, matches, downloads, mount_trees)
+        if result is None:
+            self.cache.put(key, None, None, None)
+            self.progress.done(number)
+            return fs, key, True
+        layer, diff_id, chain_id = result
+        self.cache.put(key, layer, diff_id, chain_id)
+        self.progress.done(number)
+        return fs.plus(layer, diff_id), key, False
+
+    def _source_tree(self, source: CopySource, stack: ExitStack) -> tuple[SourceTree, str]:
+        if source.kind == "context":
+            return self.context, "context"
+        if source.kind == "stage":
+            assert source.stage is not None
+            dep = self._dep(source.stage)
+            fs, key = dep.fs, dep.key
+        else:
+            assert source.image is not None
+            img = self.images[source.image]
+            fs = FsState(tuple(img.manifest.layers), tuple(img.config.diff_ids))
+            key = f"image:{img.manifest.digest}"
+        lowers = self.lowerdirs(fs)
+        root = stack.enter_context(readonly_rootfs(lowers, self.scratch))
+        return SourceTree(root), key
+
+    def lowerdirs(self, fs: FsState) -> list[Path]:
+        if not fs.layers:
+            return []
+        self.lease.add_all(fs.chain_ids())
+        return self.store.snapshots.ensure(list(fs.layers), list(fs.diff_ids))
+
+    def _execute(
+        self,
+        step: Step,
+        label: str,
+        number: int,
+        fs: FsState,
+        tree: SourceTree | None,
+        matches: list,  # type: ignore[type-arg]
+        downloads: list[Download],
+        mount_trees: Mapping[int, SourceTree],
+    ) -> tuple[Descriptor, Digest, Digest] | None:
+        lowers = self.lowerdirs(fs)
+        parent_chain = fs.chain_ids()[-1] if fs.diff_ids else None
+        with self.store.snapshots.workspace() as work:
+            parents: Mapping[str, tuple[int, int, int]] = {}
+            with writable_rootfs(lowers, work) as root:
+                if step.copy is not None:
+                    assert tree is not None
+                    cx = CopyContext(
+                        label,
+                        tree,
+                        isinstance(tree, ContextTree),
+                        tuple(downloads),
+                        (self.epoch if self.epoch is not None else int(time.time())) * 10**9,
+                    )
+                    try:
+                        execute_copy(step, step.copy, matches, root, cx)
+                    except OSError as exc:
+                        raise BuildError(
+                            f"{label}: {exc.strerror or exc}: {exc.filename}"
+                        ) from None
+                elif step.run is not None:
+                    if self.runtime is None:
+                        raise BuildError(f"{label}: no OCI runtime to run it")
+                    env = RunEnv(
+                        self.runtime,
+                        self.scratch,
+                        self.store.root / "build" / "cache-mounts",
+                        self.secrets,
+                        label,
+                        self.cancel,
+                    )
+                    parents = run_command(
+                        step, root, env, mount_trees, lambda line: self.progress.log(number, line)
+                    )
+                elif step.workdir is not None:
+                    owner = None
+                    if step.config.user:
+                        try:
+                            u = resolve_user(root, step.config.user)
+                            owner = Owner(u.uid, u.gid)
+                        except ContainerError as exc:
+                            raise BuildError(f"{label}: {exc}") from None
+                    make_dirs(root, step.workdir, owner)
+            upper = work / "fs"
+            drop_untouched_copy_ups(upper, parents)
+            if not any(upper.iterdir()):
+                return None  # an empty diff makes no layer, as in Docker
+            with self.store.ingest() as writer:
+                info = commit_layer(
+                    upper,
+                    cast(BinaryIO, writer),
+                    compression=self.options.compression,
+                    level=self.options.compression_level,
+                    overlay=True,
+                    source_date_epoch=self.epoch,
+                )
+                digest, size = writer.commit()
+            self.lease.add(digest)
+            chain_id = self.store.snapshots.adopt(work, info.diff_id, parent_chain)
+            self.lease.add(chain_id)
+        return Descriptor(info.media_type, digest, size), info.diff_id, chain_id
+
+
+def _first_error(
+    results: Mapping[int, Future[StageResult]], stages: tuple[StagePlan, ...]
+) -> BaseException | None:
+    cancelled: BaseException | None = None
+    for stage in stages:
+        exc = results[stage.index].exception()
+        if exc is None:
+            continue
+        if isinstance(exc, BuildError) and str(exc) == "build cancelled":
+            cancelled = cancelled or exc
+            continue
+        return exc
+    return cancelled
+
+
+def _title(step: Step) -> str:
+    text = step.created_by.removesuffix(" # buildkit")
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _step_doc(step: Step) -> dict[str, object]:
+    cfg = step.config
+    doc: dict[str, object] = {
+        "keyword": step.keyword,
+        "created_by": step.created_by,
+        "args": [list(a) for a in step.args if a[0] not in PROXY_ARGS],
+        "user": cfg.user,
+        "workdir": cfg.working_dir,
+        "shell": list(cfg.shell or ()),
+    }
+    if step.run is not None:
+        run = step.run
+        doc["run"] = {
+            "argv": list(run.argv),
+            "env": [e for e in run.env if e.partition("=")[0] not in PROXY_ARGS],
+            "mounts": [repr(m) for m in run.mounts],
+            "mount_sources": [repr(s) for s in run.mount_sources],
+            "network": run.network,
+            "security": run.security,
+            "files": [[f.name, f.data] for f in run.files],
+        }
+    if step.copy is not None:
+        doc["copy"] = repr(step.copy)
+    if step.workdir is not None:
+        doc["workdir_step"] = step.workdir
+    return doc
+
+
+def image_for(store: Store, ref: str, platform: Platform, pull: bool) -> LocalImage:
+    """A base image from the store, pulled when missing (or always, with ``pull``)."""
+    if not pull:
+        try:
+            return find_image(store, ref)
+        except NotFound:
+            pass
+    try:
+        from pallet.transport.registry_pull import pull as pull_image
+
+        pull_image(ref, store.root, platform=platform)
+    except PalletError as exc:
+        if not pull:
+            raise BuildError(
+                f"image {ref} is not in the store (pull it or bootstrap it); pulling it failed: "
+                f"{exc}"
+            ) from None
+        raise BuildError(f"cannot pull {ref}: {exc}") from None
+    except Exception as exc:  # the registry client can fail in many ways offline
+        raise BuildError(
+            f"image {ref} is not in the store (pull it or bootstrap it); pulling it failed: {exc}"
+        ) from None
+    return find_image(store, ref)

@@ -1,0 +1,50 @@
+"""Build progress in BuildKit's plain format: ``#N [stage i/n] INSTR``, ``#N CACHED``,
+``#N 0.123 output``, ``#N DONE 0.4s``. One lock keeps concurrent stages' lines whole."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+
+class Progress:
+    def __init__(self, mode: str = "plain", stream: TextIO | None = None) -> None:
+        self.quiet = mode == "quiet"
+        self._stream = stream or sys.stderr
+        self._lock = threading.Lock()
+        self._next = 1
+        self._started: dict[int, float] = {}
+
+    def _emit(self, text: str) -> None:
+        if self.quiet:
+            return
+        with self._lock:
+            self._stream.write(text + "\n")
+            self._stream.flush()
+
+    def vertex(self, title: str) -> int:
+        with self._lock:
+            number = self._next
+            self._next += 1
+            self._started[number] = time.monotonic()
+        self._emit(f"#{number} {title}")
+        return number
+
+    def log(self, number: int, line: str) -> None:
+        elapsed = time.monotonic() - self._started.get(number, time.monotonic())
+        self._emit(f"#{number} {elapsed:.3f} {line}")
+
+    def cached(self, number: int) -> None:
+        self._emit(f"#{number} CACHED")
+
+    def done(self, number: int) -> None:
+        elapsed = time.monotonic() - self._started.get(number, time.monotonic())
+        self._emit(f"#{number} DONE {elapsed:.1f}s")
+
+    def error(self, number: int, message: str) -> None:
+        self._emit(f"#{number} ERROR: {message.splitlines()[0] if message else ''}")
+
+    def note(self, text: str) -> None:
+        self._emit(text)

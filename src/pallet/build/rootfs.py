@@ -1,0 +1,152 @@
+"""Root filesystems of build steps: overlay mounts over snapshot stacks, and their cleanup.
+
+A step's tree is mounted inside its snapshot workspace (``snapshots/.tmp-*``), which is
+locked while the builder lives. A builder killed with SIGKILL leaves its mounts behind;
+the next build unmounts every mount under a workspace nobody holds any more
+(:func:`clean_stale_mounts`). ``pallet build`` also runs in a private mount namespace
+when it can, so its mounts die with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from pallet.errors import BuildError, PalletError
+from pallet.store import Store, overlay
+from pallet.store.locks import is_in_use, lock_fd
+
+_CLONE_NEWNS = 0x00020000
+_MS_REC = 0x4000
+_MS_SLAVE = 1 << 19
+_libc = ctypes.CDLL(None, use_errno=True)
+
+SCRATCH_DIR = "build/tmp"
+
+
+def private_mount_namespace() -> bool:
+    """Move this process into a mount namespace of its own (only before threads start),
+    so no mount outlives it. Returns whether it could."""
+    if os.geteuid() != 0 or threading.active_count() != 1:
+        return False
+    if _libc.unshare(ctypes.c_int(_CLONE_NEWNS)) != 0:
+        return False
+    # Receive the host's mounts, send none back.
+    _libc.mount(b"none", b"/", None, ctypes.c_ulong(_MS_REC | _MS_SLAVE), None)
+    return True
+
+
+def _mount_points() -> list[str]:
+    out = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 4:
+                    out.append(fields[4].replace("\\040", " "))
+    except OSError:
+        pass
+    return out
+
+
+def clean_stale_mounts(store: Store) -> int:
+    """Unmount what dead builders left mounted under the store; returns how many."""
+    prefixes = [str(store.snapshots.dir) + "/", str(store.root / SCRATCH_DIR) + "/"]
+    count = 0
+    for point in sorted(_mount_points(), key=len, reverse=True):
+        for prefix in prefixes:
+            if point.startswith(prefix):
+                owner = Path(prefix) / point[len(prefix) :].split("/", 1)[0]
+                if not is_in_use(owner):
+                    with contextlib.suppress(PalletError):
+                        overlay.unmount(Path(point), lazy=True)
+                        count += 1
+    return count
+
+
+@contextmanager
+def scratch_dir(store: Store) -> Iterator[Path]:
+    """A private, locked directory for a build's temporary mounts and files."""
+    base = store.root / SCRATCH_DIR
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / secrets.token_hex(8)
+    path.mkdir(0o700)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    lock_fd(fd)
+    try:
+        yield path
+    finally:
+        try:
+            _unmount_below(path)
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+def _unmount_below(path: Path) -> None:
+    prefix = str(path) + "/"
+    for point in sorted(_mount_points(), key=len, reverse=True):
+        if point.startswith(prefix):
+            with contextlib.suppress(PalletError):
+                overlay.unmount(Path(point), lazy=True)
+
+
+def unmount(target: Path) -> None:
+    try:
+        overlay.unmount(target)
+    except PalletError:
+        overlay.unmount(target, lazy=True)
+
+
+@contextmanager
+def writable_rootfs(lowerdirs: Sequence[Path], work: Path) -> Iterator[Path]:
+    """Mount ``lowerdirs`` (bottom first) with ``work/fs`` as the upper dir; yields the
+    merged tree. Everything but ``fs`` is removed from ``work`` on exit, so the
+    workspace can then be adopted as the new snapshot."""
+    upper = work / "fs"
+    ovl = work / "ovl"
+    merged = work / "rootfs"
+    empty = work / "empty"
+    for d in (ovl, merged, empty):
+        d.mkdir(exist_ok=True)
+    lowers = list(lowerdirs) or [empty]
+    try:
+        overlay.mount_overlay(lowers, merged, upperdir=upper, workdir=ovl)
+    except PalletError as exc:
+        raise BuildError(f"cannot mount the build step's root filesystem: {exc}") from exc
+    try:
+        yield merged
+    finally:
+        unmount(merged)
+        for d in (ovl, merged, empty):
+            shutil.rmtree(d, ignore_errors=True)
+            if d.exists():  # overlay's work dir keeps a 000 "work" subdir
+                os.chmod(d, 0o700)
+                for sub in d.iterdir():
+                    os.chmod(sub, 0o700)
+                shutil.rmtree(d)
+
+
+@contextmanager
+def readonly_rootfs(lowerdirs: Sequence[Path], scratch: Path) -> Iterator[Path]:
+    """A read-only view of a snapshot stack (an empty directory for no layers)."""
+    target = scratch / f"ro-{secrets.token_hex(6)}"
+    target.mkdir()
+    if not lowerdirs:
+        yield target
+        return
+    try:
+        overlay.mount_overlay(list(lowerdirs), target)
+    except PalletError as exc:
+        raise BuildError(f"cannot mount a source filesystem: {exc}") from exc
+    try:
+        yield target
+    finally:
+        unmount(target)
