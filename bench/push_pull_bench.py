@@ -166,6 +166,7 @@ def _hwm_mib(pid: int) -> float | None:
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run ``cmd``; returns (seconds, peak RSS in MiB). The peak is the process's own
     VmHWM, polled while it runs (getrusage would report the forking parent's RSS)."""
+    os.sync()  # start each measurement without another one's dirty pages to write back
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env or os.environ.copy()

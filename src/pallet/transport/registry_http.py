@@ -292,17 +292,15 @@ class RegistryHttp:
                     ) from None
                 await asyncio.sleep(backoff(attempt - 1))
                 continue
-            if resp.status == 401 and not reauthed:
+            challenge = resp.headers.get("WWW-Authenticate")
+            if resp.status == 401 and challenge and not reauthed:
                 # The challenge may ask for a different scope or scheme: learn it and
                 # retry once with a fresh token.
                 reauthed = True
-                challenge = resp.headers.get("WWW-Authenticate")
                 resp.release()
-                if challenge:
-                    self.auth.learn(challenge)
-                    self.auth.forget(scopes)
-                    continue
-                raise AuthenticationError(f"{self.registry}: unauthorized")
+                self.auth.learn(challenge)
+                self.auth.forget(scopes)
+                continue
             if resp.status >= 500 and retry and attempt + 1 < ATTEMPTS:
                 attempt += 1
                 resp.release()

@@ -16,7 +16,7 @@ from pathlib import Path
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
 from pallet.oci.platform import Platform
-from pallet.store import Store
+from pallet.store import Lease, Store
 from pallet.transport.copy import copy
 from pallet.transport.registry import RegistrySource, open_source
 from pallet.transport.registry_config import RegistriesConfig
@@ -115,11 +115,10 @@ def _pull(
     return PullResult(name, written.digest, len(added), resumed[0])
 
 
-def _undo(store: Store, added: Sequence[Digest], lease: object) -> None:
-    """Remove the blobs this pull added, unless another operation leased them meanwhile."""
-    release = getattr(lease, "release", None)
-    if release is not None:
-        release()
+def _undo(store: Store, added: Sequence[Digest], lease: Lease) -> None:
+    """Remove the blobs this pull added, unless another operation leased them meanwhile
+    (a concurrent pull of the same image that found them already there)."""
+    lease.release()
     live = store.leases.live_digests()
     for digest in added:
         if digest not in live:
