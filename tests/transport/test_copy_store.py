@@ -265,3 +265,33 @@ def test_docker_save_fixtures_load_with_their_names_and_ids(name: str, tmp_path)
             manifest = parse_image_manifest(source.get_manifest())
             source.close()
             assert manifest.config.digest == image.image_id
+
+
+def test_layer_with_a_wrong_diff_id_leaves_the_store_as_it_was(tiny_layout, kit, tmp_path) -> None:
+    import gzip
+
+    layout, image = tiny_layout("v1")
+    # a well-formed layer whose tar is not the one the config's diff_id names
+    other = gzip.compress(kit.layer_tar({"x": b"y"}), mtime=0)
+    manifest = json.loads(image.manifest)
+    manifest["layers"][1] = {
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": kit.sha256(other),
+        "size": len(other),
+    }
+    raw = json.dumps(manifest).encode()
+    kit.write_blob(layout, other)
+    kit.write_blob(layout, raw)
+    kit.write_layout(
+        layout,
+        [("v1", {"mediaType": manifest["mediaType"], "digest": kit.sha256(raw), "size": len(raw)})],
+    )
+    root = tmp_path / "store"
+    other_layout, _ = tiny_layout("v1", tag="other")
+    transfer(f"oci:{other_layout}:v1", "pallet:other:1", root)
+    before = store_state(root)
+    # recompressed on the way in: the first layer's zstd blob is written, then the second
+    # layer fails its diff_id check and everything written is taken back
+    with pytest.raises(DigestMismatch, match=image.diff_ids[1][7:]):
+        transfer(f"oci:{layout}:v1", "pallet:bad:1", root, dest_compression="zstd")
+    assert store_state(root) == before

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
 from pallet.errors import DigestMismatch, LayerError, NotFound, OCIError, TransportError
-from pallet.layer.commit import compress_stream
+from pallet.layer.commit import LayerInfo, compress_stream
 from pallet.layer.compression import open_decompressed
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import Descriptor
@@ -307,11 +307,25 @@ class _Copier:
     def transcode(
         self, layer: Descriptor, target: str, oci: bool, diff_id: Digest | None
     ) -> Descriptor:
-        """Recompress one layer into a scratch file, checking its digest and diff_id."""
+        """Recompress one layer, checking its digest and diff_id: streamed into a
+        destination that takes a layer of unknown digest, else through a scratch file."""
         self._note("copy", layer)
         put_tar = getattr(self.dst, "put_layer_tar", None)
+        put_compressed = getattr(self.dst, "put_compressed_layer", None)
         if target == "none" and put_tar is not None:
-            return self._decompress_into(layer, put_tar, oci, diff_id)
+
+            def put_plain(plain: IO[bytes]) -> tuple[Digest, int, Digest]:
+                digest, size = put_tar(plain)
+                return digest, size, digest  # uncompressed: the digest is the diff_id
+
+            return self._stream_into(layer, put_plain, target, oci, diff_id)
+        if target != "none" and put_compressed is not None:
+
+            def put(plain: IO[bytes]) -> tuple[Digest, int, Digest]:
+                info: LayerInfo = put_compressed(plain, target, self.compression_level)
+                return info.digest, info.size, info.diff_id
+
+            return self._stream_into(layer, put, target, oci, diff_id)
         scratch = getattr(self.dst, "scratch_dir", None)
         with tempfile.TemporaryFile(dir=scratch) as tmp:
             with self.src.open_blob(layer) as stream:
@@ -344,29 +358,30 @@ class _Copier:
         self._note("done", new)
         return new
 
-    def _decompress_into(
+    def _stream_into(
         self,
         layer: Descriptor,
-        put_tar: Callable[[IO[bytes]], tuple[Digest, int]],
+        put: Callable[[IO[bytes]], tuple[Digest, int, Digest]],
+        target: str,
         oci: bool,
         diff_id: Digest | None,
     ) -> Descriptor:
-        """Stream a layer, decompressed, straight into a destination that learns digest
-        and size as it writes (docker-archive): no scratch copy."""
+        """Stream a layer, decompressed, straight into a destination that (re)compresses
+        it and learns digest and size as it writes (the store, a docker-archive): no
+        scratch copy. ``put`` returns the blob's digest and size and the diff_id it saw."""
         with self.src.open_blob(layer) as stream:
             reader = VerifyingReader(stream, layer)
             try:
-                digest, size = put_tar(open_decompressed(reader.as_stream()))
+                digest, size, got = put(open_decompressed(reader.as_stream()))
             except LayerError as exc:
                 raise TransportError(f"layer {layer.digest}: {exc}") from None
             reader.finish()
-        if diff_id is not None and digest != diff_id:
+        if diff_id is not None and got != diff_id:
             raise DigestMismatch(
-                f"layer {layer.digest}: uncompressed content hashes to {digest}, "
-                f"config says {diff_id}"
+                f"layer {layer.digest}: uncompressed content hashes to {got}, config says {diff_id}"
             )
         new = Descriptor(
-            _layer_media_type(layer.media_type, "none", oci), digest, size, layer.annotations
+            _layer_media_type(layer.media_type, target, oci), digest, size, layer.annotations
         )
         self._note("done", new)
         return new

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, cast
 
 from pallet.errors import PalletError, TransportError
+from pallet.layer.commit import LayerInfo, compress_stream
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor
 from pallet.oci.digest import Digest
@@ -155,6 +156,22 @@ class StoreWriter:
             w.commit()
         self._added.append(desc.digest)
 
+    def put_compressed_layer(
+        self, plain: IO[bytes], compression: str, level: int | None
+    ) -> LayerInfo:
+        """Compress an uncompressed layer stream straight into the store (one pass, no
+        scratch copy); returns what was written (digest, size, diff_id)."""
+        with self.store.ingest() as w:
+            info = compress_stream(
+                cast(BinaryIO, plain), cast(BinaryIO, w), compression=compression, level=level
+            )
+            self._protect(info.digest)  # before it becomes visible to gc
+            existed = self.store.has_blob(info.digest)
+            w.commit()
+        if not existed:
+            self._added.append(info.digest)
+        return info
+
     def add(self, names: tuple[str, ...], top: ManifestBlob) -> None:
         self._pending.append((names, top))
 
@@ -207,11 +224,6 @@ class StoreDestination:
         names = (normalize_name(ref),) if ref else ()
         return cls(StoreWriter.open(root), names, own=True)
 
-    @property
-    def scratch_dir(self) -> str:
-        # recompressed layers are staged next to the store's own ingest files
-        return str(self.writer.store.root / "ingest")
-
     def describe(self) -> str:
         return "pallet:" + (self.names[0] if self.names else "(untagged)")
 
@@ -220,6 +232,11 @@ class StoreDestination:
 
     def put_blob(self, desc: Descriptor, stream: BinaryIO) -> None:
         self.writer.put(desc, stream)
+
+    def put_compressed_layer(
+        self, plain: IO[bytes], compression: str, level: int | None
+    ) -> LayerInfo:
+        return self.writer.put_compressed_layer(plain, compression, level)
 
     def put_manifest(self, manifest: ManifestBlob) -> None:
         desc = manifest.descriptor()
