@@ -101,7 +101,7 @@ def test_no_route_answers_500(tmp_path, mode):
         seen: set[int] = set()
 
         @settings(
-            max_examples=250,
+            max_examples=150 if mode == "none" else 100,
             deadline=None,
             derandomize=True,
             database=None,
@@ -151,7 +151,7 @@ def test_token_endpoint_never_answers_500(tmp_path):
         port = reg.server.port
 
         @settings(
-            max_examples=150,
+            max_examples=100,
             deadline=None,
             derandomize=True,
             database=None,
