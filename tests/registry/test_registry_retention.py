@@ -145,3 +145,36 @@ def test_scheduled_retention_and_gc_run_in_the_server(make_registry, make_client
     # the server's manifest cache noticed the change made on another connection
     assert client.request("GET", "/v2/s/r/manifests/one").status == 404
     assert reg.call(run_gc(reg.state, dry_run=True)).dry_run
+
+
+def test_gc_and_retention_run_on_their_schedules(make_registry, make_client, monkeypatch):
+    import time
+
+    from pallet.registry import schedule
+    from pallet.registry.config import GCConfig
+
+    monkeypatch.setattr(schedule, "MINUTE", 0.05)
+    reg = make_registry(
+        gc=GCConfig(grace_seconds=3600, schedule_minutes=1),
+        retention=RetentionConfig(
+            policies=(RetentionPolicy(repositories=("*",), keep_last=1),), schedule_minutes=1
+        ),
+    )
+    client = make_client(reg.url)
+    client.push_image("sched/r", "old", [b"old"])
+    _set_pushed(reg.config.data, "sched/r", {"old": 100})
+    client.push_image("sched/r", "new", [b"new"])
+    orphan = client.push_blob("sched/r", b"scheduled orphan")
+    db = sqlite3.connect(reg.config.data / "metadata.db")
+    db.execute("UPDATE repo_blobs SET linked = linked - 7200 WHERE digest = ?", (orphan,))
+    db.commit()
+    db.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        tags = _tags(client, "sched/r")
+        gone = client.request("GET", f"/v2/sched/r/blobs/{orphan}").status == 404
+        if tags == ["new"] and gone:
+            break
+        time.sleep(0.05)
+    assert _tags(client, "sched/r") == ["new"]
+    assert client.request("GET", f"/v2/sched/r/blobs/{orphan}").status == 404

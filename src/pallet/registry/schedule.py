@@ -67,9 +67,13 @@ async def run_retention(state: RegistryState, *, dry_run: bool = False) -> Reten
     return report
 
 
+# Seconds per configured minute; tests shrink it to see schedules fire.
+MINUTE = 60.0
+
+
 async def _every(minutes: int, job: Callable[[], Awaitable[object]], name: str) -> None:
     while True:
-        await asyncio.sleep(minutes * 60)
+        await asyncio.sleep(minutes * MINUTE)
         try:
             result = await job()
             log.info("scheduled %s: %s", name, getattr(result, "summary", lambda: "done")())
