@@ -643,19 +643,22 @@ class _Resolver:
         node = command.node
         env = self.expansion_env(state)
         files: list[InlineFile] = []
+        shell = tuple(state.config.shell or DEFAULT_SHELL)
         if command.files and command.prepend_shell:
-            # The first heredoc is the script; BuildKit feeds it to the shell.
-            script = command.files[0]
-            body = script.body()
-            if script.expand:
-                body = self.expand(node, body, env)
-            argv = (*(state.config.shell or DEFAULT_SHELL), " ".join(command.command))
-            files.append(InlineFile(script.name, body))
-            for extra in command.files[1:]:
-                data = extra.body()
-                files.append(
-                    InlineFile(extra.name, self.expand(node, data, env) if extra.expand else data)
-                )
+            # BuildKit's dispatchRun: heredoc bodies go to the shell unexpanded (the shell
+            # expands them); a lone ``<<EOF`` script runs as the command itself, from
+            # /dev/pipes when it has a shebang; otherwise the heredocs are put back.
+            line = " ".join(command.command)
+            first = command.files[0]
+            if _is_heredoc_word(line, first.name):
+                body = first.body()
+                if body.startswith("#!"):
+                    files.append(InlineFile(first.name, body))
+                    argv = (*shell, posixpath.join("/dev/pipes", first.name))
+                else:
+                    argv = (*shell, body)
+            else:
+                argv = (*shell, line + "".join(f"\n{f.content}{f.name}" for f in command.files))
         else:
             argv = self.command_argv(command.command, command.prepend_shell, state.config)
         mounts: list[Mount] = []
@@ -747,6 +750,16 @@ class _Resolver:
             copy=step,
             args=self.step_args(state),
         )
+
+
+def _is_heredoc_word(text: str, name: str) -> bool:
+    from pallet.dockerfile.heredoc import HeredocLexError, parse_heredoc
+
+    try:
+        word = parse_heredoc(text)
+    except HeredocLexError:
+        return False
+    return word is not None and word.name == name
 
 
 def _q(text: str) -> str:
