@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -388,3 +389,25 @@ def test_saved_archive_is_the_same_to_a_file_or_a_pipe(kit, tmp_path) -> None:
     assert layers == [f"{kit.sha256(tar)[7:]}/layer.tar"]
     assert entry["Layers"] == layers * 2
     assert lines(pallet(tmp_path / "fresh", "load", "-i", str(to_file))) == ["Loaded image: dup:1"]
+
+
+def test_ctrl_c_during_load_leaves_no_trace(store_with_tiny, tmp_path) -> None:
+    root, _ = store_with_tiny
+    archive = tmp_path / "tiny.tar"
+    pallet(root, "save", "-o", str(archive), "tiny:1")
+    data = archive.read_bytes()
+    target = tmp_path / "target"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pallet", "--root", str(target), "load", "-i", "/dev/stdin"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    # more than a pipe holds: once this write returns, pallet is reading the archive
+    proc.stdin.write(data[: len(data) // 2] + b"\0" * (1 << 20))
+    proc.stdin.flush()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate()
+    assert proc.returncode == 130
+    assert err.decode().strip() == "error: interrupted"
+    assert not (target / "blobs").exists() or not any((target / "blobs").rglob("*"))

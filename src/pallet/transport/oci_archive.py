@@ -16,6 +16,7 @@ import io
 import os
 import posixpath
 import shutil
+import stat
 import sys
 import tarfile
 import tempfile
@@ -76,12 +77,16 @@ class ArchiveIndex:
 
     @classmethod
     def open_path(cls, path: Path) -> ArchiveIndex:
-        """Index the archive at ``path`` (decompressing it to a spool file if needed)."""
+        """Index the archive at ``path``: read in place if it is a plain tar in a regular
+        file, else (compressed, or a pipe such as ``<(...)``) spooled first."""
         try:
             f = path.open("rb")
+            regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
         except OSError as exc:
             raise TransportError(f"{path}: {exc.strerror}") from exc
         with f:
+            if not regular:
+                return cls.from_stream(cast(BinaryIO, f), str(path))
             compressed = detect(f.read(4)) != "none"
             f.seek(0)
             if compressed:
