@@ -12,9 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from build_kit import Files, write_context  # noqa: E402
+from build_kit import Files, write_context
 
-from pallet.store import Store  # noqa: E402
+from pallet.store import Store
 
 
 @pytest.fixture(scope="session")
