@@ -300,3 +300,8 @@ def test_dump_quotes_like_go_strconv() -> None:
     assert _dump("RUN \u0378 \u200b \U000e0001 \x7f\n") == (
         '(run "\\u0378 \\u200b \\U000e0001 \\x7f")\n'
     )
+
+
+def test_character_split_by_a_continuation_is_joined_as_bytes() -> None:
+    # Go joins the bytes of continued lines; the halves of "é" meet again
+    assert _dump(b"RUN a\xc3\\\n\xa9b\n") == '(run "a\u00e9b")\n'

@@ -251,6 +251,8 @@ class _Parser:
                 pieces.append(token)
                 length += len(token)
             line = "".join(pieces)
+            if len(pieces) > 1 and _ESCAPED_BYTE.search(line):
+                line = _rejoin_bytes(pieces)
             if empty_continuation:
                 self.warnings.append(
                     Warning(
@@ -328,6 +330,19 @@ class _Parser:
                 return "".join(body), i, current
             body.append(raw)
         return None, i, current
+
+
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _rejoin_bytes(pieces: list[str]) -> str:
+    """Join continued lines as bytes, as Go does.
+
+    Removing an escape and a line break can glue the bytes of one UTF-8 character that
+    was split across lines; Go sees that character, so decode the joined bytes again.
+    (Columns after such a character may then be off by the bytes it merged.)
+    """
+    return from_bytes(b"".join(to_bytes(p) for p in pieces))
 
 
 def _is_comment(text: str) -> bool:

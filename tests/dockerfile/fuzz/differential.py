@@ -17,6 +17,7 @@ import random
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from pallet.dockerfile import DockerfileError, dump, parse
@@ -38,7 +39,29 @@ DIRECTIVES = ["# escape=`", "# escape=\\", "#syntax=x", " # Escape = ` ", "# che
 BODY_LINES = ["EOF", "X", "E", "\tEOF", "", "# c", "  ", "EOF\r"]
 
 
+SEEDS = [p.read_bytes() for p in sorted((Path(__file__).parent / "seeds").glob("*.Dockerfile"))]
+
+
+def mutate(rnd: random.Random) -> bytes:
+    """A seed file with a few byte- and token-level mutations."""
+    data = bytearray(rnd.choice(SEEDS))
+    for _ in range(rnd.randint(0, 10)):
+        at = rnd.randint(0, len(data))
+        kind = rnd.randrange(4)
+        if kind == 0:
+            data[at:at] = rnd.choice(TOKENS).encode()
+        elif kind == 1:
+            data[at:at] = rnd.choice(RAW_BYTES) + rnd.choice([b"", b"\\\n", b"\n"])
+        elif kind == 2:
+            del data[at : at + rnd.randint(1, 16)]
+        else:
+            data[at:at] = data[at : at + rnd.randint(1, 64)]
+    return bytes(data)
+
+
 def generate(rnd: random.Random) -> bytes:
+    if rnd.random() < 0.5:
+        return mutate(rnd)
     out = bytearray()
     if rnd.random() < 0.2:
         out += rnd.choice(DIRECTIVES).encode() + b"\n"
@@ -89,7 +112,7 @@ def buildkit_views(bkdump: str, inputs: list[bytes]) -> list[dict[str, Any]]:
     payload = "".join(base64.b64encode(d).decode() + "\n" for d in inputs).encode()
     out = subprocess.run([bkdump], input=payload, capture_output=True, check=True).stdout
     views: list[dict[str, Any]] = []
-    for line in out.decode().splitlines():
+    for line in out.decode().split("\n")[:-1]:
         o = json.loads(line)
         if not o["ok"]:
             views.append({"ok": False})
