@@ -306,3 +306,35 @@ def test_pull_what_skopeo_pushed_and_skopeo_pulls_what_pallet_pushed(
     assert index["manifests"][0]["digest"] == other.digest
     for blob in other.blobs:
         assert (out / "blobs" / "sha256" / sha256(blob)[7:]).read_bytes() == blob
+
+
+def test_copy_between_a_layout_and_a_registry(
+    tmp_path: Path,
+    registry: Registry,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pallet.transport import registry_upload
+
+    # a blob over the monolithic limit takes the buffered chunked path (copy's streams
+    # cannot seek)
+    monkeypatch.setattr(registry_upload, "MONOLITHIC_MAX", 10_000)
+    monkeypatch.setattr(registry_upload, "CHUNK_BUFFERED", 100_000)
+    image = make_image((1000, 250_000))
+    layout = tmp_path / "layout"
+    write_layout(layout, {"img": image})
+    ref = f"{registry.host}/copied:v1"
+    root = str(tmp_path / "store")
+    code, _, err = run(
+        capsys, monkeypatch, "--root", root, "copy", "-q", f"oci:{layout}:img", f"docker://{ref}"
+    )
+    assert code == 0, err
+    out = tmp_path / "out"
+    code, _, err = run(
+        capsys, monkeypatch, "--root", root, "copy", "-q", f"docker://{ref}", f"oci:{out}:back"
+    )
+    assert code == 0, err
+    index = json.loads((out / "index.json").read_text())
+    assert index["manifests"][0]["digest"] == image.digest
+    for blob in image.blobs:
+        assert (out / "blobs" / "sha256" / sha256(blob)[7:]).read_bytes() == blob

@@ -36,6 +36,7 @@ from pallet.errors import DigestMismatch, NotFound, TransportError  # noqa: E402
 from pallet.oci.platform import Platform, host_platform  # noqa: E402
 from pallet.store import Store  # noqa: E402
 from pallet.transport import registry_upload  # noqa: E402
+from pallet.transport.registry import open_source  # noqa: E402
 from pallet.transport.registry_pull import pull  # noqa: E402
 from pallet.transport.registry_push import push  # noqa: E402
 
@@ -153,10 +154,22 @@ def test_concurrent_pulls_of_one_image_into_one_store(tmp_path: Path, registry: 
 class FakeRegistry:
     """Answers ``GET /v2/`` and serves fixed manifest bodies, whatever they are."""
 
-    def __init__(self, manifests: dict[str, bytes]) -> None:
+    def __init__(self, manifests: dict[str, bytes], unavailable: int = 0) -> None:
+        #: how many manifest requests answer 503 before the real answer
+        self.unavailable = unavailable
+        self.requests = 0
+        owner = self
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 data = b"{}" if self.path == "/v2/" else manifests.get(self.path, b"")
+                if self.path != "/v2/":
+                    owner.requests += 1
+                    if owner.requests <= owner.unavailable:
+                        self.send_response(503)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                 self.send_response(200 if data else 404)
                 self.send_header("Content-Type", OCI_MANIFEST)
                 self.send_header("Content-Length", str(len(data)))
@@ -173,6 +186,20 @@ class FakeRegistry:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def test_5xx_answers_are_retried(tmp_path: Path, isolated_home: Path) -> None:
+    image = make_image()
+    fake = FakeRegistry({f"/v2/app/manifests/{image.digest}": image.manifest}, unavailable=2)
+    try:
+        source = open_source(f"{fake.host}/app@{image.digest}")
+        try:
+            assert source.get_manifest().raw == image.manifest
+        finally:
+            source.close()
+    finally:
+        fake.stop()
+    assert fake.requests == 3
 
 
 def test_manifest_over_4_mib_is_refused(tmp_path: Path, isolated_home: Path) -> None:
