@@ -141,7 +141,8 @@ def test_mount_errors_when_the_stage_is_built(spec: str, message: str) -> None:
     ],
 )
 def test_mount_errors_found_when_parsing(spec: str, message: str) -> None:
-    fails(f"RUN --mount={spec} x", message)
+    err = fails(f"RUN --network=host --mount={spec} x", message)
+    assert (err.line, err.column) == (1, 20)
 
 
 def test_mount_values() -> None:

@@ -355,8 +355,12 @@ def _parse_run(node: Instruction) -> Run:
         node, {"mount": "strings", "network": "string", "security": "string", "device": "strings"}
     )
     specs = flags.texts("mount")
-    for spec in specs:
-        check_mount_syntax(spec)  # what BuildKit checks when it parses the file
+    mount_flags = [f for f in node.flags if f.name == "mount"]
+    for spec, flag in zip(specs, mount_flags, strict=False):
+        try:
+            check_mount_syntax(spec)  # what BuildKit checks when it parses the file
+        except MountError as err:
+            raise _Fail(str(err), flag.position) from None
     mounts: tuple[Mount, ...] | None = None
     if not any("$" in s for s in specs):
         try:
