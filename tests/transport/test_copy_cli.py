@@ -411,3 +411,18 @@ def test_ctrl_c_during_load_leaves_no_trace(store_with_tiny, tmp_path) -> None:
     assert proc.returncode == 130
     assert err.decode().strip() == "error: interrupted"
     assert not (target / "blobs").exists() or not any((target / "blobs").rglob("*"))
+
+
+def test_save_through_symlinks_and_devices(store_with_tiny, tmp_path) -> None:
+    root, image = store_with_tiny
+    real = tmp_path / "real.tar"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.tar"
+    link.symlink_to(real)
+    pallet(root, "save", "-o", str(link), "tiny:1")
+    assert link.is_symlink()  # the file it names was replaced, not the link
+    with tarfile.open(real) as tar:
+        assert f"{image.image_id[7:]}.json" in tar.getnames()
+    # /dev/stdout is written to, never replaced
+    out = pallet(root, "save", "-o", "/dev/stdout", "tiny:1")
+    assert out.stdout == real.read_bytes()

@@ -212,30 +212,39 @@ class _MemberReader(io.RawIOBase):
 
 class ArchiveOutput:
     """Where an archive is written: a temporary file next to ``path`` renamed over it by
-    :meth:`finish`, or stdout (``path`` None). :meth:`abort` removes the partial file."""
+    :meth:`finish` (through a symlink, onto the file it names), or stdout (``path``
+    None); :meth:`abort` removes the partial file. A path that is not a regular file
+    (``/dev/stdout``, a FIFO) is written directly: it cannot be replaced or removed.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._tmp: Path | None = None
-        if path is None:
-            self.stream: BinaryIO = sys.stdout.buffer
-            return
+        self._target: Path | None = None
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.")
+            if path is None:
+                self.stream: BinaryIO = sys.stdout.buffer
+            elif path.exists() and not path.is_file():
+                self.stream = path.open("wb")
+            else:
+                self._target = Path(os.path.realpath(path))
+                fd, tmp = tempfile.mkstemp(dir=self._target.parent, prefix=f".{self._target.name}.")
+                self._tmp = Path(tmp)
+                self.stream = os.fdopen(fd, "wb")
         except OSError as exc:
             raise TransportError(f"{path}: cannot write: {exc.strerror}") from exc
-        self._tmp = Path(tmp)
-        self.stream = os.fdopen(fd, "wb")
 
     def finish(self) -> None:
         try:
             self.stream.flush()
-            if self.path is None or self._tmp is None:
+            if self._tmp is None or self._target is None:
+                if self.path is not None:
+                    self.stream.close()
                 return
             os.fsync(self.stream.fileno())
             self.stream.close()
             os.chmod(self._tmp, 0o644 & ~_umask())
-            os.replace(self._tmp, self.path)
+            os.replace(self._tmp, self._target)
         except BrokenPipeError:
             raise  # the reader went away: the CLI exits quietly, as coreutils do
         except OSError as exc:
@@ -244,8 +253,9 @@ class ArchiveOutput:
         self._tmp = None
 
     def abort(self) -> None:
-        if self._tmp is not None:
+        if self.path is not None:
             self.stream.close()
+        if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
             self._tmp = None
 
