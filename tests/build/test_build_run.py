@@ -1,0 +1,104 @@
+"""RUN: isolation, user/env/workdir, network modes, and --mount types."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from build_kit import describe, do_build, rootfs_of
+
+from pallet.build import Secret
+from pallet.errors import BuildError
+from pallet.store import Store
+
+pytestmark = [pytest.mark.root, pytest.mark.overlay, pytest.mark.runtime]
+
+MakeContext = Callable[..., Path]
+
+
+def test_isolation_user_env_workdir(
+    store: Store, make_context: MakeContext, tmp_path: Path
+) -> None:
+    marker = Path("/root") / f".pallet-build-test-{os.getpid()}"
+    marker.write_text("host secret")
+    try:
+        dockerfile = """\
+FROM busybox
+ENV LEVEL=top
+WORKDIR /w
+RUN echo "pid=$$" > /facts && ls -A /root | wc -l >> /facts && pwd >> /facts \
+ && echo "$LEVEL" >> /facts && cat /etc/hosts > /hosts.seen \
+ && ls /sys/class/net > /net.default
+RUN --network=none ls /sys/class/net > /net.none
+USER www-data
+RUN id -u > /tmp/uid && id -g >> /tmp/uid
+"""
+        result = do_build(store, make_context({}, dockerfile))
+    finally:
+        marker.unlink()
+    fs = rootfs_of(store, result, tmp_path / "fs")
+    facts = (fs / "facts").read_text().split()
+    # its own pid namespace; the host's /root is not visible; env and cwd as the stage says
+    assert facts == ["pid=1", "0", "/w", "top"]
+    assert "localhost" in (fs / "hosts.seen").read_text()
+    assert (fs / "net.none").read_text().split() == ["lo"]
+    assert len((fs / "net.default").read_text().split()) > 1  # host network by default
+    assert (fs / "tmp/uid").read_text().split() == ["33", "33"]
+    assert describe(fs / "tmp/uid")[2:] == (33, 33)
+
+
+def test_cache_tmpfs_bind_and_secret_mounts(
+    store: Store, make_context: MakeContext, tmp_path: Path
+) -> None:
+    secret = tmp_path / "token.txt"
+    secret.write_text("s3cr3t-value")
+    ctx = make_context(
+        {"src/data.txt": "from context\n", "src/hidden.tmp": "x", ".dockerignore": "**/*.tmp\n"},
+        """\
+FROM busybox AS tool
+RUN echo tool-output > /tool.txt
+FROM busybox
+RUN --mount=type=cache,target=/var/cache/app,id=appcache \
+    date +%s%N >> /var/cache/app/runs && wc -l < /var/cache/app/runs > /runs-seen
+RUN --mount=type=tmpfs,target=/scratch echo temp > /scratch/t && ls /scratch > /tmpfs-seen
+RUN --mount=type=bind,source=src,target=/in ls -A /in > /bind-seen && cat /in/data.txt >> /bind-seen
+RUN --mount=type=bind,from=tool,source=/tool.txt,target=/t.txt cat /t.txt > /from-stage
+RUN --mount=type=secret,id=token cat /run/secrets/token | wc -c > /secret-len
+RUN --mount=type=secret,id=token,env=TOKEN test "$TOKEN" = s3cr3t-value && echo ok > /env-ok
+""",
+    )
+    first = do_build(store, ctx, secrets=(Secret("token", secret),))
+    fs = rootfs_of(store, first, tmp_path / "fs1")
+    assert (fs / "runs-seen").read_text().strip() == "1"
+    assert not (fs / "scratch").exists() and (fs / "tmpfs-seen").read_text() == "t\n"
+    # a bind from the context sees what .dockerignore leaves, nothing else
+    assert (fs / "bind-seen").read_text() == "data.txt\nfrom context\n"
+    assert not (fs / "in").exists() and not (fs / "var/cache/app").exists()
+    assert (fs / "from-stage").read_text() == "tool-output\n"
+    assert (fs / "secret-len").read_text().strip() == "12"
+    assert (fs / "env-ok").read_text() == "ok\n"
+    assert not (fs / "run/secrets").exists()
+    # the secret is nowhere in the image's blobs
+    manifest = store.load_manifest(first.manifest)
+    for layer in manifest.layers:
+        import gzip
+
+        assert b"s3cr3t-value" not in gzip.decompress(store.read_blob(layer.digest, 1 << 30))
+    assert b"s3cr3t-value" not in store.read_blob(first.manifest.digest)
+
+    # the cache mount persists across builds (the step reruns with --no-cache)
+    again = do_build(store, ctx, secrets=(Secret("token", secret),), no_cache=True)
+    fs2 = rootfs_of(store, again, tmp_path / "fs2")
+    assert (fs2 / "runs-seen").read_text().strip() == "2"
+
+
+def test_required_secret_missing_fails_before_running(
+    store: Store, make_context: MakeContext
+) -> None:
+    ctx = make_context(
+        {}, "FROM busybox\nRUN --mount=type=secret,id=key,required cat /run/secrets/key\n"
+    )
+    with pytest.raises(BuildError, match="needs secret 'key'"):
+        do_build(store, ctx)
