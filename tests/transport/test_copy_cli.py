@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from pallet.transport.copy import copy
+from pallet.transport.layout import DirFiles, LayoutSource
+from pallet.transport.store import StoreDestination
+
 GCR = Path("/work/shared/conformance/misc/go-containerregistry")
 
 
@@ -39,9 +43,13 @@ def lines(out) -> list[str]:
 
 @pytest.fixture
 def store_with_tiny(tiny_layout, tmp_path):
+    """A store holding tiny:1, put there in-process (the CLI's copy is tested below)."""
     layout, image = tiny_layout("v1")
     root = tmp_path / "store"
-    pallet(root, "copy", "-q", f"oci:{layout}:v1", "pallet:tiny:1")
+    source = LayoutSource.open(DirFiles(layout), "v1", "layout")
+    destination = StoreDestination.open(root, "tiny:1")
+    copy(source, destination)
+    destination.close()
     return root, image
 
 
