@@ -17,6 +17,7 @@ from pallet.build.executor import StageRunner, image_for
 from pallet.build.options import BuildOptions, Output
 from pallet.build.progress import Progress
 from pallet.build.rootfs import clean_stale_mounts, scratch_dir
+from pallet.build.run_step import clean_stale_containers
 from pallet.build.sources import ContextTree
 from pallet.dockerfile import parse
 from pallet.dockerfile.plan import BuildPlan, resolve
@@ -143,6 +144,7 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
         runtime = None
         if runtime_needed:
             runtime = OCIRuntime(find_runtime(), store.root / "build" / "runc")
+            clean_stale_containers(runtime)
         runner = StageRunner(
             store,
             lease,

@@ -40,7 +40,6 @@ from pallet.build.run_step import RunEnv, drop_untouched_copy_ups, run_command
 from pallet.build.sources import ContextTree, SourceTree
 from pallet.dockerfile.plan import PROXY_ARGS, BuildPlan, CopySource, StagePlan, Step
 from pallet.errors import BuildError, ContainerError, NotFound, PalletError
-from pallet.images.humanize import format_timestamp
 from pallet.images.lookup import LocalImage, find_image
 from pallet.layer.commit import commit_layer
 from pallet.oci.chainid import chain_ids as compute_chain_ids
@@ -98,7 +97,13 @@ def created_time(options: BuildOptions) -> tuple[str, int | None]:
         if epoch is not None
         else _dt.datetime.now(_dt.UTC)
     )
-    return format_timestamp(when), epoch
+    return rfc3339_nano(when), epoch
+
+
+def rfc3339_nano(when: _dt.datetime) -> str:
+    """Go's RFC3339Nano, as BuildKit writes ``created``: no trailing zeros in the fraction."""
+    fraction = f"{when.microsecond:06d}".rstrip("0")
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 
 
 class StageRunner:

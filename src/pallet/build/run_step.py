@@ -14,6 +14,7 @@ import collections
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import posixpath
 import secrets
@@ -303,6 +304,40 @@ def run_command(
             + (f"\n--- last lines of its output ---\n{text}" if text else "")
         )
     return parents
+
+
+def clean_stale_containers(runtime: OCIRuntime) -> int:
+    """Kill and delete RUN containers whose builder process died (SIGKILL)."""
+    cmd = [runtime.binary.path, "--root", str(runtime.state_root), "list", "--format", "json"]
+    if not runtime.state_root.is_dir():
+        return 0
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    try:
+        entries = json.loads(proc.stdout or "null") or []
+    except ValueError:
+        return 0
+    count = 0
+    for entry in entries:
+        cid = str(entry.get("id", "")) if isinstance(entry, dict) else ""
+        parts = cid.split("-")
+        if len(parts) != 4 or parts[:2] != ["pallet", "build"] or not parts[2].isdigit():
+            continue
+        if _alive(int(parts[2])):
+            continue
+        runtime.kill(cid, all_processes=True)
+        runtime.delete(cid)
+        count += 1
+    return count
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _wait(proc: subprocess.Popen[bytes], env: RunEnv) -> int:

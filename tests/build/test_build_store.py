@@ -1,0 +1,150 @@
+"""Builds and the store: reproducibility, the cache under gc, concurrent builds, parallel
+stages, and what an interrupted build leaves behind."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from build_kit import do_build, pallet_cli
+
+from pallet.build import BuildOptions, Progress, build
+from pallet.build.cache import BuildCache
+from pallet.store import Store
+
+pytestmark = [pytest.mark.root, pytest.mark.overlay, pytest.mark.runtime]
+
+MakeContext = Callable[..., Path]
+
+DOCKERFILE = """\
+FROM busybox
+COPY . /src/
+RUN mkdir /out && cp -a /src/. /out/ && echo generated > /out/gen.txt
+COPY <<EOF /notes.txt
+inline
+EOF
+CMD ["sh"]
+"""
+
+
+def test_source_date_epoch_gives_identical_digests(
+    store: Store,
+    busybox_template: Path,
+    make_context: MakeContext,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ctx = make_context({"a.txt": "a\n", "dir/b.txt": "b\n"}, DOCKERFILE)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    other_root = tmp_path / "other-store"
+    shutil.copytree(busybox_template, other_root, symlinks=True)
+    one = do_build(store, ctx)
+    time.sleep(1.1)  # a later wall clock must not matter
+    (ctx / "a.txt").touch()
+    two = do_build(Store.open(other_root), ctx)
+    assert one.executed_steps == two.executed_steps == 3
+    assert one.manifest.digest == two.manifest.digest
+    assert one.config.created == "2023-11-14T22:13:20Z"
+
+
+def test_cache_survives_gc_until_builder_prune(store: Store, make_context: MakeContext) -> None:
+    ctx = make_context({"a.txt": "gc\n"}, DOCKERFILE)
+    first = do_build(store, ctx)
+    assert first.executed_steps == 3
+    store.gc()  # the image is dangling (no tag); its layers are still build cache
+    again = do_build(store, ctx)
+    assert (again.cached_steps, again.executed_steps) == (3, 0)
+    assert BuildCache(store).prune() >= 3
+    store.gc()
+    after = do_build(store, ctx)
+    assert after.executed_steps == 3
+
+
+def test_two_builds_of_one_dockerfile_at_once(store: Store, make_context: MakeContext) -> None:
+    ctx = make_context({"a.txt": "concurrent\n"}, DOCKERFILE + "RUN sleep 1\n")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pallet", "--root", str(store.root), "build", str(ctx)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert outs[0][0].startswith("sha256:") and outs[1][0].startswith("sha256:")
+    assert store.check().problems == ()
+
+
+def test_independent_stages_run_concurrently(store: Store, make_context: MakeContext) -> None:
+    ctx = make_context(
+        {},
+        "FROM busybox AS a\nRUN sleep 1 && echo a > /a\n"
+        "FROM busybox AS b\nRUN sleep 1 && echo b > /b\n"
+        "FROM busybox AS c\nRUN sleep 1 && echo c > /c\n"
+        "FROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n",
+    )
+    out = io.StringIO()
+    result = build(store, BuildOptions(context=ctx), Progress("plain", out))
+    assert len(result.config.diff_ids) == 3
+    log = out.getvalue().splitlines()
+    runs = {
+        m.group(1)
+        for line in log
+        if (m := re.match(r"#(\d+) \[\w+ 2/2\] RUN /bin/sh -c sleep", line))
+    }
+    first_done = min(i for i, line in enumerate(log) if re.match(r"#(\d+) DONE", line) and
+                     line.split()[0][1:] in runs)  # fmt: skip
+    started = [
+        i for i, line in enumerate(log) if re.match(r"#\d+ \[\w+ 2/2\] RUN /bin/sh -c sleep", line)
+    ]
+    assert len(started) == 3 and max(started) < first_done  # all three began before one ended
+
+
+def _leftovers(root: Path) -> list[str]:
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        found += [line.split()[4] for line in f if str(root) in line.split()[4]]
+    found += [p.name for p in (root / "snapshots").iterdir() if p.name.startswith(".tmp-")]
+    found += [p.name for p in (root / "ingest").iterdir()]
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_build_leaves_nothing_behind(
+    store: Store, make_context: MakeContext, sig: signal.Signals
+) -> None:
+    ctx = make_context({}, "FROM busybox\nRUN echo started && sleep 60\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pallet", "--root", str(store.root), "build", str(ctx)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "started" in line:
+            break
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    # the next pallet build cleans what a killed builder could not
+    follow = pallet_cli(store.root, "build", str(make_context({}, "FROM busybox\nRUN true\n")))
+    assert follow.returncode == 0, follow.stderr
+    assert _leftovers(store.root) == []
+    listing = subprocess.run(
+        ["runc", "--root", str(store.root / "build" / "runc"), "list", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listing.stdout.strip() == ""
