@@ -64,9 +64,15 @@ class BuildError(PalletError):
 
 
 class ContainerError(PalletError):
-    """Running or managing a container failed."""
+    """Running or managing a container failed (docker's 125, or 126/127 for a command
+    that cannot be invoked or is not found)."""
 
     exit_code = 125
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 class RegistryError(PalletError):

@@ -66,6 +66,11 @@ class OCIRuntime:
             cmd.append("--cgroup-manager=disabled")
         return [*cmd, *args]
 
+    def command_with_log(self, log: Path, *args: str) -> list[str]:
+        """A runtime command whose own messages go to ``log`` as JSON lines."""
+        base = self._cmd()
+        return [base[0], "--log", str(log), "--log-format", "json", *base[1:], *args]
+
     def write_bundle(self, bundle: Path, spec: dict[str, Any]) -> None:
         bundle.mkdir(parents=True, exist_ok=True)
         tmp = bundle / "config.json.tmp"

@@ -1,0 +1,543 @@
+"""Containers: create one from an image, run it under the OCI runtime, watch it, remove it.
+
+Each container has a directory under ``<root>/containers/<id>/`` with its overlay upper
+and work dirs, merged root filesystem, bundle and log. A *monitor* (the foreground
+``pallet run`` process, or a detached one for ``-d``) makes itself a child subreaper,
+runs ``runc create`` + ``start``, waits for the container's init and records its exit
+code, so the state in state.db stays true whichever pallet process asks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pallet.errors import Conflict, ContainerError, InvalidArgument, PalletError
+from pallet.images.lookup import find_image
+from pallet.runtime.oci_runtime import OCIRuntime, find_runtime
+from pallet.runtime.records import ContainerRecord, ContainerRecords, new_id, now
+from pallet.runtime.spec import Mount, NetworkMode, Resources, SpecOptions, build_spec
+from pallet.runtime.users import resolve_user
+from pallet.store import Store
+from pallet.store.overlay import unmount
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    image: str
+    command: tuple[str, ...] = ()
+    entrypoint: str | None = None
+    env: tuple[str, ...] = ()
+    user: str | None = None
+    workdir: str | None = None
+    hostname: str | None = None
+    name: str | None = None
+    auto_remove: bool = False
+    network: NetworkMode = "private"
+    read_only: bool = False
+    binds: tuple[str, ...] = ()  # -v HOST:CTR[:ro]
+    tmpfs: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    no_new_privileges: bool = False
+    resources: Resources = field(default_factory=Resources)
+    add_hosts: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+def _state_dir(store: Store) -> Path:
+    tag = hashlib.sha256(str(store.root.resolve()).encode()).hexdigest()[:16]
+    return Path("/run/pallet") / tag
+
+
+def parse_bind(spec: str) -> Mount:
+    parts = spec.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise InvalidArgument(f"invalid volume specification: '{spec}'")
+    host, ctr = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if not host.startswith("/"):
+        raise InvalidArgument(
+            f"invalid volume specification: '{spec}': named volumes are not supported yet; "
+            "use an absolute host path"
+        )
+    if not ctr.startswith("/"):
+        raise InvalidArgument(
+            f"invalid volume specification: '{spec}': container path must be absolute"
+        )
+    if mode not in ("rw", "ro"):
+        raise InvalidArgument(f"invalid mode {mode!r} in volume specification '{spec}'")
+    if not os.path.exists(host):
+        os.makedirs(host, exist_ok=True)  # docker creates a missing bind source directory
+    return Mount(ctr, host, "bind", ("rbind", mode))
+
+
+def parse_tmpfs(spec: str) -> Mount:
+    path, _, opts = spec.partition(":")
+    if not path.startswith("/"):
+        raise InvalidArgument(f"invalid tmpfs specification {spec!r}: path must be absolute")
+    options = ["nosuid", "nodev", "noexec"] + [o for o in opts.split(",") if o]
+    return Mount(path, "tmpfs", "tmpfs", tuple(options))
+
+
+def merge_command(
+    image_entrypoint: tuple[str, ...] | None,
+    image_cmd: tuple[str, ...] | None,
+    entrypoint: str | None,
+    command: tuple[str, ...],
+) -> tuple[str, ...]:
+    """Docker's rule: --entrypoint replaces the image's and drops its CMD; arguments replace CMD."""
+    if entrypoint is not None:
+        ep: tuple[str, ...] = (entrypoint,) if entrypoint else ()
+        return ep + command
+    return tuple(image_entrypoint or ()) + (command or tuple(image_cmd or ()))
+
+
+def merge_env(image_env: tuple[str, ...] | None, given: tuple[str, ...]) -> list[str]:
+    env: dict[str, str] = {}
+    for entry in [*(image_env or ()), *given]:
+        key, sep, value = entry.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid environment variable: {entry!r}")
+        if not sep:
+            if key not in os.environ:
+                env.pop(key, None)
+                continue
+            value = os.environ[key]
+        env[key] = value
+    if "PATH" not in env:
+        env = {"PATH": DEFAULT_PATH.split("=", 1)[1], **env}
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+class Containers:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.records = ContainerRecords(store)
+        self.runtime = OCIRuntime(find_runtime(), _state_dir(store))
+
+    def dir(self, container_id: str) -> Path:
+        return self.store.root / "containers" / container_id
+
+    # -- create --------------------------------------------------------------------
+
+    def create(self, opts: RunOptions) -> ContainerRecord:
+        image = find_image(self.store, opts.image)
+        cfg = image.config.config
+        argv = merge_command(cfg.entrypoint, cfg.cmd, opts.entrypoint, opts.command)
+        if not argv:
+            raise ContainerError("no command specified")
+        name = opts.name or self.records.unique_name()
+        if opts.name is not None and not _valid_name(opts.name):
+            raise InvalidArgument(
+                f"Invalid container name ({opts.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )
+        binds = [parse_bind(b) for b in opts.binds]
+        tmpfs = [parse_tmpfs(t) for t in opts.tmpfs]
+        container_id = new_id()
+        chain_ids = [str(c) for c in image.config.chain_ids]
+        lease = self.store.leases.create(
+            [image.descriptor.digest, image.manifest.digest, image.manifest.config.digest,
+             *(layer.digest for layer in image.manifest.layers), *image.config.chain_ids],
+            ttl=None,
+        )  # fmt: skip
+        record = ContainerRecord(
+            id=container_id,
+            name=name,
+            image=opts.image,
+            image_id=str(image.id),
+            created=now(),
+            argv=argv,
+            auto_remove=opts.auto_remove,
+            lease_id=lease.id,
+            chain_ids=tuple(chain_ids),
+            labels=dict(opts.labels),
+            config=cfg.to_json(),
+        )
+        try:
+            self.records.add(record)
+        except Conflict:
+            lease.release()
+            raise
+        try:
+            self._prepare(record, image, opts, binds + tmpfs)
+        except BaseException:
+            self._cleanup(record)
+            raise
+        return record
+
+    def _prepare(
+        self, record: ContainerRecord, image: Any, opts: RunOptions, mounts: list[Mount]
+    ) -> None:
+        cdir = self.dir(record.id)
+        for sub in ("upper", "work", "rootfs"):
+            (cdir / sub).mkdir(parents=True, exist_ok=True)
+        self.store.snapshots.ensure(image.manifest.layers, image.config.diff_ids)
+        self.store.snapshots.mount(
+            image.config.chain_ids, cdir / "rootfs", upperdir=cdir / "upper", workdir=cdir / "work"
+        )
+        cfg = image.config.config
+        rootfs = cdir / "rootfs"
+        user = resolve_user(rootfs, opts.user if opts.user is not None else (cfg.user or "root"))
+        hostname = opts.hostname or (
+            os.uname().nodename if opts.network == "host" else record.id[:12]
+        )
+        env = merge_env(cfg.env, opts.env)
+        keys = {e.split("=", 1)[0] for e in env}
+        if "HOSTNAME" not in keys:
+            env.insert(1, f"HOSTNAME={hostname}")
+        if "HOME" not in keys:
+            env.append(f"HOME={user.home or '/'}")
+        cwd = opts.workdir or cfg.working_dir or "/"
+        if not cwd.startswith("/"):
+            raise InvalidArgument(
+                f"the working directory '{cwd}' is invalid, it needs to be an absolute path"
+            )
+        _mkdir_in_rootfs(rootfs, cwd)
+        path_env = next((e[5:] for e in env if e.startswith("PATH=")), "")
+        check_executable(rootfs, record.argv[0], path_env, cwd)
+        etc_mounts = self._etc_files(cdir, hostname, opts)
+        spec = build_spec(
+            SpecOptions(
+                rootfs=str(rootfs),
+                args=record.argv,
+                env=env,
+                cwd=cwd,
+                uid=user.uid,
+                gid=user.gid,
+                additional_gids=user.additional_gids,
+                hostname=hostname,
+                readonly_rootfs=opts.read_only,
+                network=opts.network,
+                mounts=[*etc_mounts, *mounts],
+                cap_add=opts.cap_add,
+                cap_drop=opts.cap_drop,
+                privileged=opts.privileged,
+                no_new_privileges=opts.no_new_privileges,
+                resources=opts.resources,
+                annotations={"io.pallet.container.name": record.name},
+            )
+        )
+        self.runtime.write_bundle(cdir / "bundle", spec)
+
+    def _etc_files(self, cdir: Path, hostname: str, opts: RunOptions) -> list[Mount]:
+        hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        if opts.network == "host":
+            with contextlib.suppress(OSError):
+                hosts = Path("/etc/hosts").read_text()
+        else:
+            hosts += f"127.0.0.1\t{hostname}\n"
+        for entry in opts.add_hosts:
+            host, sep, addr = entry.partition(":")
+            if not sep or not host or not addr:
+                raise InvalidArgument(
+                    f"invalid argument {entry!r} for --add-host: expected host:ip"
+                )
+            hosts += f"{addr}\t{host}\n"
+        resolv = ""
+        with contextlib.suppress(OSError):
+            resolv = Path("/etc/resolv.conf").read_text()
+        if opts.dns:
+            resolv = "".join(f"nameserver {d}\n" for d in opts.dns)
+        files = {"hosts": hosts, "hostname": hostname + "\n", "resolv.conf": resolv}
+        mounts = []
+        for name, text in files.items():
+            path = cdir / name
+            path.write_text(text)
+            mounts.append(Mount(f"/etc/{name}", str(path), "bind", ("rbind", "rw")))
+        return mounts
+
+    # -- run -----------------------------------------------------------------------
+
+    def run_monitored(
+        self,
+        record: ContainerRecord,
+        *,
+        stdin: int | IO[Any] | None,
+        stdout: int | IO[Any] | None,
+        stderr: int | IO[Any] | None,
+    ) -> int:
+        """Start the container and wait for it: the monitor's work. Returns the exit code
+        (125/126/127 when it could not be started, as docker)."""
+        _become_subreaper()
+        cdir = self.dir(record.id)
+        pid_file = cdir / "init.pid"
+        pid_file.unlink(missing_ok=True)
+        # The container inherits runc's stdio, so runc's own errors go to a log file:
+        # a pipe on stderr would be held open by the container and never reach EOF.
+        runtime_log = cdir / "runtime.log"
+        runtime_log.unlink(missing_ok=True)
+        proc = subprocess.run(
+            self.runtime.command_with_log(
+                runtime_log,
+                "create", "--bundle", str(cdir / "bundle"), "--pid-file", str(pid_file), record.id,
+            ),
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            message = _runtime_message(runtime_log)
+            code = (
+                127
+                if ("no such file" in message or "not found" in message)
+                else 126
+                if "permission denied" in message
+                else 125
+            )
+            self.runtime.delete(record.id)
+            self.records.set_state(record, state="exited", exit_code=code, finished=now())
+            raise ContainerError(message, code)
+        pid = int(pid_file.read_text().strip())
+        record = self.records.set_state(
+            record, state="running", pid=pid, monitor_pid=os.getpid(), started=now()
+        )
+        started = subprocess.run(
+            self.runtime.command_with_log(runtime_log, "start", record.id),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        if started.returncode != 0:
+            self.runtime.delete(record.id)
+            self.records.set_state(record, state="exited", exit_code=125, finished=now())
+            raise ContainerError(_runtime_message(runtime_log))
+        forward = _forward_signals(self.runtime, record.id)
+        try:
+            status = _wait_for(pid)
+        finally:
+            for sig, old in forward.items():
+                signal.signal(sig, old)
+        self.runtime.delete(record.id)
+        self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
+        return status
+
+    # -- inspect / remove ----------------------------------------------------------
+
+    def true_state(self, record: ContainerRecord) -> tuple[str, int | None]:
+        """The state as it really is: a monitor SIGKILLed with its container still
+        running leaves the record at "running", and the runtime tells the rest."""
+        if record.state != "running":
+            return record.state, record.exit_code
+        if record.monitor_pid and _alive(record.monitor_pid):
+            return "running", None
+        live = self.runtime.state(record.id)
+        if live is not None and live.get("status") == "running":
+            return "running", None
+        return "exited", record.exit_code if record.exit_code is not None else 255
+
+    def remove(self, name: str, *, force: bool = False) -> ContainerRecord:
+        record = self.records.get(name)
+        state, _ = self.true_state(record)
+        if state == "running":
+            if not force:
+                raise Conflict(
+                    f"You cannot remove a running container {record.id}. Stop the container "
+                    "before attempting removal or force remove"
+                )
+            self.runtime.kill(record.id, "KILL", all_processes=True)
+            if record.pid:
+                _wait_gone(record.pid)
+        self._cleanup(record)
+        return record
+
+    def _cleanup(self, record: ContainerRecord) -> None:
+        self.runtime.delete(record.id, force=True)
+        cdir = self.dir(record.id)
+        rootfs = cdir / "rootfs"
+        if os.path.ismount(rootfs):
+            unmount(rootfs, lazy=True)
+        shutil.rmtree(cdir, ignore_errors=True)
+        self.records.remove(record.id)
+        if record.lease_id:
+            with contextlib.suppress(PalletError):
+                self.store.leases.get(record.lease_id).release()
+
+
+def _valid_name(name: str) -> bool:
+    import re
+
+    return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", name) is not None
+
+
+def _mkdir_in_rootfs(rootfs: Path, path: str) -> None:
+    """Create the working directory inside the container's rootfs without following
+    symlinks out of it (each component is checked with O_NOFOLLOW)."""
+    fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in [p for p in path.split("/") if p and p != "."]:
+            if part == "..":
+                raise InvalidArgument(f"working directory {path!r} must not contain '..'")
+            try:
+                nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                os.mkdir(part, 0o755, dir_fd=fd)
+                nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError:
+                return  # a symlink or a file: let the runtime report it as docker does
+            os.close(fd)
+            fd = nfd
+    finally:
+        os.close(fd)
+
+
+def _resolve_in_rootfs(rootfs: Path, path: str, depth: int = 0) -> Path | None:
+    """``path`` inside the container, symlinks followed but never out of ``rootfs``."""
+    parts = [p for p in path.split("/") if p and p != "."]
+    current = rootfs
+    for i, part in enumerate(parts):
+        if part == "..":
+            current = current.parent if current != rootfs else rootfs
+            continue
+        candidate = current / part
+        if candidate.is_symlink():
+            if depth > 40:
+                return None
+            target = os.readlink(candidate)
+            rest = "/".join(parts[i + 1 :])
+            base = "" if target.startswith("/") else str(current.relative_to(rootfs))
+            return _resolve_in_rootfs(rootfs, f"{base}/{target}/{rest}", depth + 1)
+        current = candidate
+    return current
+
+
+def check_executable(rootfs: Path, argv0: str, path_env: str, cwd: str) -> None:
+    """Fail as docker does (127 not found, 126 not executable) before the runtime runs."""
+    if "/" in argv0:
+        candidates = [argv0 if argv0.startswith("/") else f"{cwd}/{argv0}"]
+    else:
+        candidates = [f"{d or '.'}/{argv0}" for d in path_env.split(":")]
+    denied = False
+    for candidate in candidates:
+        resolved = _resolve_in_rootfs(rootfs, candidate)
+        if resolved is None or not resolved.is_file():
+            continue
+        if resolved.stat().st_mode & 0o111:
+            return
+        denied = True
+    if denied:
+        raise ContainerError(f'failed to create container: exec: "{argv0}": permission denied', 126)
+    where = (
+        "executable file not found in $PATH" if "/" not in argv0 else "no such file or directory"
+    )
+    raise ContainerError(f'failed to create container: exec: "{argv0}": {where}', 127)
+
+
+def _runtime_message(log: Path) -> str:
+    """The last error runc wrote to its JSON log, without runc's own prefixes."""
+    message = ""
+    with contextlib.suppress(OSError):
+        for line in log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict) and entry.get("level") == "error":
+                    message = str(entry.get("msg", ""))
+    for prefix in (
+        "runc create failed: ",
+        "runc start failed: ",
+        "unable to start container process: ",
+    ):
+        message = message.replace(prefix, "")
+    return f"failed to create container: {message or 'the OCI runtime failed'}"
+
+
+def _become_subreaper() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _wait_for(pid: int) -> int:
+    """Wait for the container init (our child once ``runc create`` exited, as subreaper)."""
+    while True:
+        try:
+            waited, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            _wait_gone(pid)
+            return 255
+        except InterruptedError:
+            continue
+        if waited == pid:
+            if os.WIFEXITED(status):
+                return os.WEXITSTATUS(status)
+            if os.WIFSIGNALED(status):
+                return 128 + os.WTERMSIG(status)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+            return False
+    return True
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.02)
+
+
+def _forward_signals(runtime: OCIRuntime, container_id: str) -> dict[signal.Signals, Any]:
+    """Signals sent to the monitor (``pallet run``) go to the container, as docker's proxy does."""
+    old: dict[signal.Signals, Any] = {}
+
+    def forward(signum: int, _frame: object) -> None:
+        runtime.kill(container_id, str(signum))
+
+    for sig in (
+        signal.SIGTERM,
+        signal.SIGINT,
+        signal.SIGHUP,
+        signal.SIGQUIT,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+    ):
+        with contextlib.suppress(ValueError, OSError):
+            old[sig] = signal.signal(sig, forward)
+    return old
+
+
+def monitor_main(argv: list[str]) -> None:
+    """Entry of a detached monitor: ``python -m pallet.runtime.container ROOT ID LOG``."""
+    root, container_id, log = argv
+    store = Store.open(Path(root))
+    containers = Containers(store)
+    record = containers.records.get(container_id)
+    with open(log, "ab", buffering=0) as out:
+        try:
+            containers.run_monitored(record, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        except PalletError as exc:
+            out.write(f"error: {exc}\n".encode())
+    record = containers.records.get(container_id)
+    if record.auto_remove:
+        containers.remove(container_id, force=True)
+
+
+if __name__ == "__main__":
+    monitor_main(sys.argv[1:])
