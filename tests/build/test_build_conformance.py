@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -254,3 +254,43 @@ def test_missing_source_names_the_dockerignore_pattern(
     ctx2 = make_context({}, "FROM busybox\nCOPY nothing-here /\n")
     with pytest.raises(BuildError, match="nothing-here: not found in the build context"):
         do_build(store, ctx2)
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[str]:
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "file.bin").write_bytes(b"payload from 127.0.0.1\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_add_url_with_checksum(
+    store: Store, make_context: MakeContext, http_server: str, tmp_path: Path
+) -> None:
+    import hashlib
+
+    good = "sha256:" + hashlib.sha256(b"payload from 127.0.0.1\n").hexdigest()
+    ctx = make_context({}, f"FROM scratch\nADD --checksum={good} {http_server}/file.bin /dl/\n")
+    fs = rootfs_of(store, do_build(store, ctx), tmp_path / "fs")
+    assert (fs / "dl/file.bin").read_bytes() == b"payload from 127.0.0.1\n"
+    assert describe(fs / "dl/file.bin") == ("file", 0o600, 0, 0)
+
+    bad = "sha256:" + "0" * 64
+    ctx2 = make_context({}, f"FROM scratch\nADD --checksum={bad} {http_server}/file.bin /x\n")
+    with pytest.raises(BuildError, match="checksum mismatch"):
+        do_build(store, ctx2)
+    ctx3 = make_context({}, "FROM scratch\nADD http://127.0.0.1:9/nothing /x\n")
+    with pytest.raises(BuildError, match=r"cannot download http://127\.0\.0\.1:9/nothing"):
+        do_build(store, ctx3)
