@@ -1,41 +1,46 @@
-"""Find images in the store the way docker does: by name, by ID (prefix) or by digest."""
+"""Images as the commands see them, found the way docker finds them (the store decides:
+full or familiar name, manifest digest, image ID or unique prefix)."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pallet.errors import InvalidReference, NotFound, OCIError, PalletError
+from pallet.errors import InvalidReference, NotFound, PalletError
 from pallet.oci.config import ImageConfig
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
-from pallet.oci.index import Index, parse_manifest_or_index, select_platform
 from pallet.oci.manifest import Manifest
-from pallet.oci.platform import Platform, host_platform
 from pallet.oci.reference import Reference
-from pallet.store import Store
-
-_HEX_PREFIX = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
-
-
-class AmbiguousImage(NotFound):
-    pass
+from pallet.store import Store, StoredImage
 
 
 @dataclass(frozen=True)
 class LocalImage:
-    """An image of the store: its index.json entry, the manifest for this platform, its config."""
+    """A stored image plus what the commands show of it."""
 
-    descriptor: Descriptor
-    manifest: Manifest
-    config: ImageConfig
-    names: tuple[str, ...]
+    stored: StoredImage
+
+    @property
+    def descriptor(self) -> Descriptor:
+        """The index.json entry: the manifest, or the index of a multi-platform image."""
+        return self.stored.index or self.stored.descriptor
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.stored.manifest
+
+    @property
+    def config(self) -> ImageConfig:
+        return self.stored.config
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.stored.names
 
     @property
     def id(self) -> Digest:
         """Docker's image ID: the config digest."""
-        return self.manifest.config.digest
+        return self.stored.id
 
     @property
     def size(self) -> int:
@@ -47,77 +52,32 @@ class LocalImage:
         return not self.names
 
 
-def load_manifest(store: Store, desc: Descriptor, platform: Platform | None = None) -> Manifest:
-    """The image manifest behind ``desc``, choosing a platform when it is an index."""
-    doc = parse_manifest_or_index(store.read_blob(desc.digest), desc.media_type)
-    depth = 0
-    while isinstance(doc, Index):
-        depth += 1
-        if depth > 4:
-            raise OCIError(f"index {desc.digest} nests too deeply")
-        child = select_platform(doc, platform or host_platform())
-        doc = parse_manifest_or_index(store.read_blob(child.digest), child.media_type)
-    return doc
-
-
-def load_image(store: Store, desc: Descriptor, names: Iterable[str] = ()) -> LocalImage:
-    manifest = load_manifest(store, desc)
-    config = ImageConfig.from_bytes(store.read_blob(manifest.config.digest))
-    return LocalImage(desc, manifest, config, tuple(names))
+def find_image(store: Store, text: str) -> LocalImage:
+    """What a user typed, resolved as docker resolves it; ``No such image: X`` if absent."""
+    try:
+        entry = store.find(text)
+    except NotFound:
+        shown = text
+        try:
+            ref = Reference.parse(text)
+            shown = ref.familiar() if ref.digest is None else text
+        except InvalidReference:
+            pass
+        raise NotFound(f"No such image: {shown}") from None
+    return LocalImage(store.image(str(entry.digest)))
 
 
 def all_images(store: Store, *, skip_broken: bool = True) -> list[LocalImage]:
-    """Every image of the store, one per top-level digest, with all its names."""
-    names: dict[Digest, list[str]] = {}
-    descs: dict[Digest, Descriptor] = {}
-    for entry in store.images():
-        descs.setdefault(entry.digest, entry.descriptor)
-        bucket = names.setdefault(entry.digest, [])
-        if entry.name and entry.name not in bucket:
-            bucket.append(entry.name)
+    """Every image of the store, one per index.json entry digest, with all its names."""
+    seen: set[Digest] = set()
     out = []
-    for digest, desc in descs.items():
+    for entry in store.images():
+        if entry.digest in seen:
+            continue
+        seen.add(entry.digest)
         try:
-            out.append(load_image(store, desc, names[digest]))
+            out.append(LocalImage(store.image(str(entry.digest))))
         except PalletError:
             if not skip_broken:
                 raise
     return out
-
-
-def find_image(store: Store, text: str) -> LocalImage:
-    """Resolve what a user typed: a reference (tag or digest), or an image ID or prefix."""
-    ref: Reference | None = None
-    try:
-        ref = Reference.parse(text)
-    except InvalidReference:
-        ref = None
-    images = all_images(store)
-    if ref is not None:
-        if ref.digest is not None:
-            for image in images:
-                if ref.digest in (image.descriptor.digest, image.manifest.digest) and (
-                    ref.tag is None or str(ref.normalized()).split("@")[0] in image.names
-                ):
-                    return image
-        else:
-            wanted = str(ref.normalized())
-            for image in images:
-                if wanted in image.names:
-                    return image
-    match = _HEX_PREFIX.fullmatch(text)
-    if match:
-        prefix = match.group(1)
-        hits = {
-            image.id: image
-            for image in images
-            if image.id.encoded.startswith(prefix) or image.descriptor.digest.encoded == prefix
-        }
-        if len(hits) == 1:
-            return next(iter(hits.values()))
-        if len(hits) > 1:
-            raise AmbiguousImage(
-                f"image ID prefix {text!r} is ambiguous: it matches {len(hits)} images"
-            )
-    shown = ref.familiar() if ref is not None and ref.digest is None else text
-    raise NotFound(f"No such image: {shown}")
