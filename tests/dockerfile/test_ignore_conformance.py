@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conformance_paths import CONFORMANCE
 from pallet.dockerfile import ignore
 from pallet.dockerfile.ignore import IgnorePatternError, PatternMatcher, read_ignore_file
 
-VECTORS = Path("/work/shared/conformance/dockerignore")
+VECTORS = CONFORMANCE / "dockerignore"
 PATTERN_CASES = json.loads((VECTORS / "patterns.json").read_text())
 COMPILE_CASES = json.loads((VECTORS / "compile-cases.json").read_text())
 READALL_CASES = json.loads((VECTORS / "ignorefile-readall.json").read_text())

@@ -1,6 +1,6 @@
 """BuildKit's own parser vectors (and real-world files with BuildKit-generated output).
 
-Every vector under /work/shared/conformance that concerns the parser runs here: the
+Every vector under ../shared/conformance that concerns the parser runs here: the
 goldens must dump byte for byte, the negative cases must fail, and the transcribed Go
 test tables (heredocs, words, JSON arrays, line numbers, warnings, directives) must hold.
 """
@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 
+from conformance_paths import CONFORMANCE
 from pallet.dockerfile import DockerfileError, Instruction, dump, parse
 from pallet.dockerfile.directives import DirectiveParser, detect_syntax, parse_directive
 from pallet.dockerfile.heredoc import HeredocLexError, chomp, heredocs_from_line, parse_heredoc
 from pallet.dockerfile.jsonform import NotStringArray, parse_json_array
 from pallet.dockerfile.parser import parse_words
 
-CONFORMANCE = Path("/work/shared/conformance")
+CONFORMANCE = CONFORMANCE
 BUILDKIT = CONFORMANCE / "buildkit"
 PARSER_DIR = BUILDKIT / "frontend/dockerfile/parser"
 MISC_DIR = CONFORMANCE / "misc/dockerfiles"

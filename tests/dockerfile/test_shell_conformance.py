@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conformance_paths import CONFORMANCE
 from pallet.dockerfile.shell import ShellExpansionError, ShellLex, env_from_list
 
-BUILDKIT = Path("/work/shared/conformance/buildkit")
+BUILDKIT = CONFORMANCE / "buildkit"
 SHELL_DIR = BUILDKIT / "frontend/dockerfile/shell"
 EXTRACTED = json.loads((BUILDKIT / "extracted/shell-expansion.json").read_text())
 

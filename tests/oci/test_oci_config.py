@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conformance_paths import CONFORMANCE
 from pallet.errors import OCIError
 from pallet.oci.config import ContainerConfig, History, ImageConfig, history_entry
 from pallet.oci.digest import Digest
 from pallet.oci.platform import Platform
 
-CASES = json.loads(Path("/work/shared/conformance/image-spec/schema-tests/cases.json").read_text())[
-    "cases"
-]
+CASES = json.loads((CONFORMANCE / "image-spec/schema-tests/cases.json").read_text())["cases"]
 DOCKER_HUB = next(c for c in CASES if c["id"] == "TestBackwardsCompatibilityConfig/00")["body"]
 D1 = Digest.from_bytes(b"1")
 D2 = Digest.from_bytes(b"2")

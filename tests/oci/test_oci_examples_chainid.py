@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conformance_paths import CONFORMANCE
 from pallet.errors import OCIError
 from pallet.oci import mediatypes as mt
 from pallet.oci.chainid import chain_id, chain_ids, chain_strings
@@ -20,7 +20,7 @@ from pallet.oci.jsonutil import load_object
 from pallet.oci.layout import LAYOUT_FILE_BYTES, parse_layout_file
 from pallet.oci.manifest import Manifest
 
-IMAGE_SPEC = Path("/work/shared/conformance/image-spec")
+IMAGE_SPEC = CONFORMANCE / "image-spec"
 EXAMPLES: list[dict[str, Any]] = json.loads((IMAGE_SPEC / "examples" / "index.json").read_text())[
     "examples"
 ]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance_paths import CONFORMANCE
 from pallet.errors import OCIError
 from pallet.oci import mediatypes as mt
 from pallet.oci.config import ImageConfig
@@ -17,7 +18,7 @@ from pallet.oci.layout import find_ref, parse_index_file, parse_layout_file
 from pallet.oci.manifest import Manifest
 from pallet.oci.platform import Platform
 
-MISC = Path("/work/shared/conformance/misc")
+MISC = CONFORMANCE / "misc"
 MANIFESTS = MISC / "containers-image" / "manifest"
 CONVERSION = MISC / "containers-image" / "image-conversion"
 LAYOUTS = MISC / "go-containerregistry" / "layout"

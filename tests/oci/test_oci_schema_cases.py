@@ -7,11 +7,11 @@ documented deviations (see DEVIATIONS).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conformance_paths import CONFORMANCE
 from pallet.errors import OCIError
 from pallet.oci import mediatypes as mt
 from pallet.oci.config import ImageConfig
@@ -21,7 +21,7 @@ from pallet.oci.jsonutil import load_object
 from pallet.oci.layout import parse_layout_file
 from pallet.oci.manifest import Manifest
 
-IMAGE_SPEC = Path("/work/shared/conformance/image-spec")
+IMAGE_SPEC = CONFORMANCE / "image-spec"
 CASES: list[dict[str, Any]] = json.loads((IMAGE_SPEC / "schema-tests" / "cases.json").read_text())[
     "cases"
 ]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from jsonschema import Draft4Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
+from conformance_paths import CONFORMANCE
 from pallet.oci import mediatypes as mt
 from pallet.oci.config import ImageConfig, history_entry
 from pallet.oci.descriptor import Descriptor
@@ -19,7 +19,7 @@ from pallet.oci.layout import LAYOUT_FILE_BYTES
 from pallet.oci.manifest import Manifest
 from pallet.oci.platform import Platform
 
-SCHEMA_DIR = Path("/work/shared/conformance/image-spec/schema")
+SCHEMA_DIR = CONFORMANCE / "image-spec/schema"
 # Alias URLs from upstream schema/schema.go (see image-spec/FORMAT.md).
 ALIASES = {
     "config-schema.json": ["https://opencontainers.org/schema/image/config"],

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from conformance_paths import CONFORMANCE
 from pallet.transport.copy import copy
 from pallet.transport.layout import DirFiles, LayoutSource
 from pallet.transport.store import StoreDestination
 
-GCR = Path("/work/shared/conformance/misc/go-containerregistry")
+GCR = CONFORMANCE / "misc/go-containerregistry"
 
 
 def pallet(root: Path, *args: str, stdin: bytes | None = None, check: bool = True):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance_paths import CONFORMANCE
 from pallet.errors import DigestMismatch, PalletError, TransportError
 from pallet.transport.copy import copy, parse_image_manifest
 from pallet.transport.names import open_destination, open_source, parse_spec
@@ -231,7 +232,7 @@ def test_save_by_image_id_writes_an_untagged_image(tiny_layout, tmp_path) -> Non
     assert loaded.image_id == image.image_id
 
 
-FIXTURES = Path("/work/shared/conformance/misc/go-containerregistry")
+FIXTURES = CONFORMANCE / "misc/go-containerregistry"
 
 
 @pytest.mark.parametrize(

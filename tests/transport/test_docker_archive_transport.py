@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from conformance_paths import CONFORMANCE
 from pallet.errors import DigestMismatch, NotFound, TransportError
 from pallet.oci import mediatypes as mt
 from pallet.transport.copy import copy, parse_image_manifest
 from pallet.transport.docker_archive import DockerArchive, DockerArchiveWriter
 from pallet.transport.layout import DirFiles, LayoutDestination, LayoutSource
 
-GCR = Path("/work/shared/conformance/misc/go-containerregistry")
+GCR = CONFORMANCE / "misc/go-containerregistry"
 TARBALL = GCR / "tarball"
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from conformance_paths import CONFORMANCE
 from pallet.errors import DigestMismatch, NotFound, TransportError
 from pallet.oci import mediatypes as mt
 from pallet.transport.copy import copy
 from pallet.transport.layout import DirFiles, LayoutDestination, LayoutSource
 
-FIXTURES = Path("/work/shared/conformance/misc/containers-image/oci-layout")
+FIXTURES = CONFORMANCE / "misc/containers-image/oci-layout"
 
 
 def open_layout(root: Path, ref: str | None) -> LayoutSource:
