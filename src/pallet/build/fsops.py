@@ -183,9 +183,17 @@ class TreeCopier:
             if first is not None:
                 os.link(first, dst)
                 return
-            _copy_file(src, dst)
+            # one open file each side: owner, mode and times set through the descriptor
+            fd = _copy_file(src, dst)
+            try:
+                os.fchown(fd, uid, gid)
+                os.fchmod(fd, self._mode(st))
+                os.utime(fd, ns=(st.st_mtime_ns, st.st_mtime_ns))
+            finally:
+                os.close(fd)
             if st.st_nlink > 1:
                 self._links[key] = dst
+            return
         elif stat.S_ISLNK(mode):
             os.symlink(os.readlink(src), dst)
             os.lchown(dst, uid, gid)
@@ -204,7 +212,7 @@ class TreeCopier:
         if os.path.lexists(dst):
             _remove(dst)
         if isinstance(data, Path):
-            _copy_file(data, dst)
+            os.close(_copy_file(data, dst))
         else:
             with open(dst, "wb") as f:
                 f.write(data)
@@ -223,22 +231,32 @@ class TreeCopier:
         self._dirs.clear()
 
 
-def _copy_file(src: Path, dst: Path) -> None:
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        size = os.fstat(fin.fileno()).st_size
-        done = 0
+def _copy_file(src: Path, dst: Path) -> int:
+    """Copy a regular file's bytes; returns the still-open descriptor of the copy."""
+    fin = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            while done < size:
-                n = os.copy_file_range(fin.fileno(), fout.fileno(), size - done)
-                if n == 0:
-                    break
-                done += n
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                raise
-            fin.seek(done)
-            fout.seek(done)
-            shutil.copyfileobj(fin, fout, 1 << 20)
+            size = os.fstat(fin).st_size
+            done = 0
+            try:
+                while done < size:
+                    n = os.copy_file_range(fin, fout, size - done)
+                    if n == 0:
+                        break
+                    done += n
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                    raise
+                os.lseek(fin, done, os.SEEK_SET)
+                while chunk := os.read(fin, 1 << 20):
+                    os.write(fout, chunk)
+        except BaseException:
+            os.close(fout)
+            raise
+        return fout
+    finally:
+        os.close(fin)
 
 
 def _remove(path: Path) -> None:
