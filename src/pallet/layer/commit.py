@@ -4,8 +4,8 @@ The uncompressed stream is cut into fixed blocks (``GZIP_BLOCK``). For gzip each
 is deflated on a worker thread (ISA-L releases the GIL), so compression uses every core;
 a single writer thread takes the results in order, hashes both streams (hashlib also
 releases the GIL), and writes the compressed bytes out. Bounded queues keep memory
-flat: a few blocks in flight, whatever the layer size. zstd compresses in libzstd's own
-worker threads, fed in order by one thread.
+flat: a few blocks in flight, whatever the layer size. zstd compresses on one worker
+thread, in order, beside the hashing and tar threads.
 """
 
 from __future__ import annotations
