@@ -57,7 +57,8 @@ def _mount_points() -> list[str]:
 
 
 def clean_stale_mounts(store: Store) -> int:
-    """Unmount what dead builders left mounted under the store; returns how many."""
+    """Unmount what dead builders left mounted under the store and remove their scratch
+    directories; returns how many mounts. (Their snapshot workspaces are gc's.)"""
     prefixes = [str(store.snapshots.dir) + "/", str(store.root / SCRATCH_DIR) + "/"]
     count = 0
     for point in sorted(_mount_points(), key=len, reverse=True):
@@ -68,6 +69,12 @@ def clean_stale_mounts(store: Store) -> int:
                     with contextlib.suppress(PalletError):
                         overlay.unmount(Path(point), lazy=True)
                         count += 1
+    scratch = store.root / SCRATCH_DIR
+    if scratch.is_dir():
+        for entry in scratch.iterdir():
+            if not is_in_use(entry):
+                _unmount_below(entry)
+                shutil.rmtree(entry, ignore_errors=True)
     return count
 
 
