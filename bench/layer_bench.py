@@ -47,8 +47,10 @@ else:
         info = commit_layer(root, out, compression=kind, level=int(level))
     size = info.uncompressed_size
 seconds = time.perf_counter() - start
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "bytes": size, "rss_mb": rss}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+rss = usage.ru_maxrss / 1024
+cpu = usage.ru_utime + usage.ru_stime
+print(json.dumps({"seconds": seconds, "bytes": size, "rss_mb": rss, "cpu": cpu}))
 """
 
 
@@ -134,37 +136,30 @@ def run(size_mib: int = 1024) -> list[dict[str, object]]:
         _timed(["cat", *names])  # warm the page cache so every row reads from memory
         rows: list[dict[str, object]] = []
 
-        gz = _child(["gzip-1", str(tree), str(base / "layer.tar.gz")])
-        rows.append(
-            _row(
+        children = [
+            (
                 "commit gzip-1",
-                gz["bytes"],
-                gz["seconds"],
-                gz["rss_mb"],
-                f"tar + ISA-L gzip-1 + 2x sha256, {os.cpu_count()} threads",
-            )
-        )
-        zs = _child(["zstd-3", str(tree), str(base / "layer.tar.zst")])
-        rows.append(
-            _row(
-                "commit zstd-3",
-                zs["bytes"],
-                zs["seconds"],
-                zs["rss_mb"],
-                "tar + zstd-3 (libzstd threads) + 2x sha256",
-            )
-        )
-        os.unlink(base / "layer.tar.zst")
-        ex = _child(["extract", str(tree), str(base / "layer.tar.gz"), str(base / "out")])
-        rows.append(
-            _row(
+                ["gzip-1"],
+                "layer.tar.gz",
+                f"tar + ISA-L gzip-1 + 2x sha256, {os.cpu_count()} compress threads",
+            ),
+            ("commit zstd-3", ["zstd-3"], "layer.tar.zst", "tar + zstd-3 (1 thread) + 2x sha256"),
+            (
                 "extract gzip-1",
-                ex["bytes"],
-                ex["seconds"],
-                ex["rss_mb"],
+                ["extract"],
+                "layer.tar.gz",
                 "ISA-L gunzip + sha256 + safe extraction to disk",
-            )
-        )
+            ),
+        ]
+        for name, op, blob, note in children:
+            args = [*op, str(tree), str(base / blob)]
+            if op == ["extract"]:
+                args.append(str(base / "out"))
+            got = _child(args)
+            # CPU seconds per GB: what the run costs whatever else loads the machine
+            cpu = got["cpu"] / (got["bytes"] / 1e9)
+            note = f"{note}; {cpu:.2f} CPU s/GB"
+            rows.append(_row(name, got["bytes"], got["seconds"], got["rss_mb"], note))
         shutil.rmtree(base / "out")
 
         nbytes, seconds = _zlib_gzip(files, min(total, 256 << 20))
