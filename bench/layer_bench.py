@@ -35,6 +35,7 @@ from pallet.layer.compression import open_decompressed
 from pallet.layer.extract import extract_layer
 
 op, root, blob = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+before = resource.getrusage(resource.RUSAGE_SELF)
 start = time.perf_counter()
 if op == "extract":
     dest = Path(sys.argv[4])
@@ -49,7 +50,7 @@ else:
 seconds = time.perf_counter() - start
 usage = resource.getrusage(resource.RUSAGE_SELF)
 rss = usage.ru_maxrss / 1024
-cpu = usage.ru_utime + usage.ru_stime
+cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
 print(json.dumps({"seconds": seconds, "bytes": size, "rss_mb": rss, "cpu": cpu}))
 """
 
