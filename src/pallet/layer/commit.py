@@ -28,6 +28,9 @@ from pallet.layer.writer import TarSink, write_tar
 from pallet.oci.digest import Digest
 
 _BLOCK = comp.GZIP_BLOCK
+# the writer thread hashes both streams at ~850 MB/s at best; more deflate workers than
+# this would only hold more blocks in memory
+_MAX_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class _Pipeline(TarSink):
         self._block = bytearray(_BLOCK)
         self._fill = 0
         self._zdict: bytes | None = None
-        workers = max(1, os.cpu_count() or 1) if self._kind is Compression.GZIP else 1
+        workers = min(_MAX_WORKERS, os.cpu_count() or 1) if self._kind is Compression.GZIP else 1
         # gzip blocks are independent jobs; zstd state must see blocks in order: 1 worker
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="layer-compress")
         # zstd keeps state across blocks; it runs on the single pool worker, in order
