@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pallet.build.context_hash import ContextHasher
+from pallet.build.copy_step import check_copy
 from pallet.build.executor import StageRunner, image_for
 from pallet.build.options import BuildOptions, Output
 from pallet.build.progress import Progress
@@ -137,6 +138,10 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
                 if src.kind == "image" and src.image and src.image not in images:
                     images[src.image] = image_for(store, src.image, platform, options.pull)
     _check_secrets(plan, {s.id for s in options.secrets})
+    for stage in plan.stages:
+        for step in stage.steps:
+            if step.copy is not None:
+                check_copy(step.copy, f"line {step.line}: {step.keyword}")
     tree = ContextTree(context, name, ContextHasher(store.state.path))
     clean_stale_mounts(store)
     runtime_needed = any(s.run for st in plan.stages for s in st.steps)

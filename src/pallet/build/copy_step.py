@@ -128,6 +128,20 @@ def download(url: str, dest_dir: Path, checksum: str | None, where: str) -> Down
     return Download(url, target, name, digest, mtime)
 
 
+def check_copy(copy: CopyStep, where: str) -> None:
+    """What can be refused before the build starts (Docker's documented rules)."""
+    dest_dir = copy.dest.endswith("/") or copy.dest.endswith("/.") or copy.dest in (".", "")
+    if len(copy.sources) + len(copy.inline) > 1 and not dest_dir:
+        raise BuildError(
+            f"{where}: when using {'ADD' if copy.add else 'COPY'} with more than one source "
+            "file, the destination must be a directory and end with a /"
+        )
+    if copy.chmod:
+        parse_chmod(copy.chmod)
+    if copy.checksum is not None and not all(is_url(s) for s in copy.sources):
+        raise BuildError(f"{where}: --checksum is only supported for URL sources")
+
+
 def resolve_dest(step: Step, copy: CopyStep) -> tuple[str, bool]:
     """The absolute destination and whether it names a directory (trailing slash)."""
     dest = copy.dest

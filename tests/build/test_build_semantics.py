@@ -1,0 +1,88 @@
+"""More of Docker's documented semantics: existing directories as destinations, opaque
+directories, ONBUILD triggers, early refusals, zstd layers."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from build_kit import do_build, rootfs_of
+
+from pallet.build import BuildOptions, Progress, build
+from pallet.errors import BuildError
+from pallet.oci import mediatypes as mt
+from pallet.store import Store
+
+pytestmark = [pytest.mark.root, pytest.mark.overlay, pytest.mark.runtime]
+
+MakeContext = Callable[..., Path]
+
+
+def test_existing_directory_and_opaque_replacement(
+    store: Store, make_context: MakeContext, tmp_path: Path
+) -> None:
+    ctx = make_context(
+        {"a.txt": "A\n"},
+        "FROM busybox\nCOPY a.txt /tmp\n"
+        "RUN rm -rf /var/spool && mkdir -p /var/spool/new && touch /var/spool/new/f\n",
+    )
+    result = do_build(store, ctx)
+    fs = rootfs_of(store, result, tmp_path / "fs")
+    # an existing directory as destination receives the file even without a slash
+    assert (fs / "tmp/a.txt").read_text() == "A\n"
+    # the directory was replaced: nothing of the lower one survives (opaque whiteout)
+    assert sorted(os.listdir(fs / "var/spool")) == ["new"]
+
+
+def test_onbuild_triggers_run_in_the_child(
+    store: Store, make_context: MakeContext, tmp_path: Path
+) -> None:
+    parent = make_context(
+        {},
+        "FROM busybox\nONBUILD COPY marker.txt /from-trigger.txt\n"
+        'ONBUILD RUN echo "ran by trigger" > /trigger-ran\n',
+    )
+    do_build(store, parent, tags=("onbuild-parent:1",))
+    child = make_context({"marker.txt": "child context\n"}, "FROM onbuild-parent:1\n")
+    result = do_build(store, child)
+    fs = rootfs_of(store, result, tmp_path / "fs")
+    assert (fs / "from-trigger.txt").read_text() == "child context\n"
+    assert (fs / "trigger-ran").read_text() == "ran by trigger\n"
+    assert result.config.config.on_build is None  # triggers do not pass to grandchildren
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "expected"),
+    [
+        ("COPY a.txt b.txt /nodir", "destination must be a directory and end with a /"),
+        ("COPY --chmod=u+q a.txt /x", "--chmod=u+q"),
+        ("ADD --checksum=sha256:00 a.txt /x", "--checksum is only supported for URL"),
+    ],
+)
+def test_refused_before_any_step_runs(
+    store: Store, make_context: MakeContext, dockerfile: str, expected: str
+) -> None:
+    ctx = make_context({"a.txt": "a", "b.txt": "b"}, f"FROM busybox\nRUN echo ran\n{dockerfile}\n")
+    out = io.StringIO()
+    with pytest.raises(BuildError) as err:
+        build(store, BuildOptions(context=ctx), Progress("plain", out))
+    assert expected in str(err.value)
+    assert out.getvalue() == ""
+
+
+def test_unknown_user_fails_the_run_step(store: Store, make_context: MakeContext) -> None:
+    ctx = make_context({}, "FROM busybox\nUSER ghost\nRUN true\n")
+    with pytest.raises(BuildError, match="unable to find user ghost"):
+        do_build(store, ctx)
+
+
+def test_zstd_layers(store: Store, make_context: MakeContext, tmp_path: Path) -> None:
+    ctx = make_context({"z.txt": "zstd\n"}, "FROM busybox\nCOPY z.txt /z.txt\n")
+    result = do_build(store, ctx, compression="zstd", compression_level=3)
+    manifest = store.load_manifest(result.manifest)
+    assert manifest.layers[-1].media_type == mt.OCI_LAYER_ZSTD
+    fs = rootfs_of(store, result, tmp_path / "fs")
+    assert (fs / "z.txt").read_text() == "zstd\n"
