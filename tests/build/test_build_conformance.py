@@ -173,6 +173,10 @@ def _tar_bytes(files: dict[str, bytes]) -> bytes:
             info.size = len(data)
             info.mode = 0o640
             tf.addfile(info, io.BytesIO(data))
+        tool = tarfile.TarInfo("pkg/tool")  # setuid, owned by a user the host lacks
+        tool.mode, tool.uid, tool.gid, tool.uname = 0o4755, 1234, 1234, "no-such-host-user"
+        tool.size = 2
+        tf.addfile(tool, io.BytesIO(b"#!"))
     return buf.getvalue()
 
 
@@ -195,7 +199,7 @@ def test_add_extracts_local_archives_and_copy_does_not(
         },
         "FROM scratch\n"
         "ADD plain.tar /p/\nADD a.tar.gz /g/\nADD a.tar.bz2 /b/\nADD a.tar.xz /x/\n"
-        "ADD a.tar.zst /z/\nADD notes.txt /n/\nCOPY a.tar.gz /copied/\n",
+        "ADD a.tar.zst /z/\nADD notes.txt /n/\nCOPY a.tar.gz /copied/\nADD plain.tar /noslash\n",
     )
     result = do_build(store, ctx)
     fs = rootfs_of(store, result, tmp_path / "fs")
@@ -203,6 +207,10 @@ def test_add_extracts_local_archives_and_copy_does_not(
         assert (fs / d / "pkg/one.txt").read_bytes() == b"one\n", d
         assert describe(fs / d / "pkg/two.txt")[1] == 0o640
     assert (fs / "n/notes.txt").read_text() == "not an archive\n"
+    # modes (setuid too) and numeric owners come from the archive
+    assert describe(fs / "p/pkg/tool") == ("file", 0o4755, 1234, 1234)
+    # an archive unpacks into the destination even without a trailing slash
+    assert (fs / "noslash/pkg/one.txt").read_bytes() == b"one\n"
     assert sorted(os.listdir(fs / "copied")) == ["a.tar.gz"]
 
 

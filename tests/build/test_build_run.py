@@ -29,7 +29,7 @@ FROM busybox
 ENV LEVEL=top
 WORKDIR /w
 RUN echo "pid=$$" > /facts && ls -A /root | wc -l >> /facts && pwd >> /facts \
- && echo "$LEVEL" >> /facts && cat /etc/hosts > /hosts.seen \
+ && echo "$LEVEL" >> /facts && hostname >> /facts && cat /etc/hosts > /hosts.seen \
  && ls /sys/class/net > /net.default
 RUN --network=none ls /sys/class/net > /net.none
 USER www-data
@@ -41,7 +41,7 @@ RUN id -u > /tmp/uid && id -g >> /tmp/uid
     fs = rootfs_of(store, result, tmp_path / "fs")
     facts = (fs / "facts").read_text().split()
     # its own pid namespace; the host's /root is not visible; env and cwd as the stage says
-    assert facts == ["pid=1", "0", "/w", "top"]
+    assert facts == ["pid=1", "0", "/w", "top", "buildkitsandbox"]
     assert "localhost" in (fs / "hosts.seen").read_text()
     assert (fs / "net.none").read_text().split() == ["lo"]
     assert len((fs / "net.default").read_text().split()) > 1  # host network by default

@@ -187,9 +187,15 @@ def _open_archive(path: Path) -> tarfile.TarFile | None:
 
 
 def _extract(tf: tarfile.TarFile, dest: Path, where: str, source: str) -> None:
+    def keep_modes(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+        # the "tar" filter refuses absolute names, ``..`` and links leading out of dest;
+        # it also clears setuid and group/other write bits, which Docker keeps
+        checked = tarfile.tar_filter(member, path)
+        return checked.replace(mode=member.mode, deep=False)
+
     try:
-        # the "tar" filter refuses absolute names, ``..`` and links leading out of dest
-        tf.extractall(dest, filter="tar")
+        # numeric owners: names would be looked up in the host's /etc/passwd
+        tf.extractall(dest, filter=keep_modes, numeric_owner=True)
     except (tarfile.TarError, OSError, EOFError, zstandard.ZstdError) as exc:
         raise BuildError(f"{where}: cannot extract {source}: {exc}") from None
     finally:
@@ -241,7 +247,8 @@ def execute_copy(
         if copy.add and cx.from_context and copy.unpack is not False and stat.S_ISREG(st.st_mode):
             tf = _open_archive(cx.tree.path(match.path))
             if tf is not None:
-                out = make_dirs(root, dest if dest_dir else posixpath.dirname(dest), owner)
+                # an archive unpacks into the destination, slash or not (Docker's rule)
+                out = make_dirs(root, dest, owner)
                 _extract(tf, out, cx.where, match.source)
                 continue
         if copy.parents:

@@ -268,6 +268,7 @@ def run_command(
                 mounts=mounts,
             )
         )
+        spec["hostname"] = "buildkitsandbox"  # what RUN sees under BuildKit (own uts ns)
         bundle = env.scratch / f"bundle-{secrets.token_hex(6)}"
         env.runtime.write_bundle(bundle, spec)
         container_id = f"pallet-build-{os.getpid()}-{secrets.token_hex(6)}"

@@ -11,6 +11,7 @@ import fnmatch
 import hashlib
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -142,8 +143,13 @@ class ContextTree(SourceTree):
         self._entries: dict[str, os.stat_result] | None = None
         self._children: dict[str, list[str]] = {}
         self._digests: dict[str, Digest] = {}
+        self._lock = threading.Lock()  # stages on several threads share one context
 
     def _index(self) -> dict[str, os.stat_result]:
+        with self._lock:
+            return self._index_locked()
+
+    def _index_locked(self) -> dict[str, os.stat_result]:
         if self._entries is None:
             entries: dict[str, os.stat_result] = {"": os.lstat(self.root)}
             children: dict[str, list[str]] = {"": []}
@@ -171,15 +177,17 @@ class ContextTree(SourceTree):
         return self.matcher.matching_pattern(rel)
 
     def file_digest(self, rel: str, st: os.stat_result) -> str:
-        if rel not in self._digests:
-            self._prefetch()
-        return self._digests[rel].encoded
+        entries = self._index()
+        with self._lock:
+            if rel not in self._digests:
+                self._prefetch(entries)
+            return self._digests[rel].encoded
 
-    def _prefetch(self) -> None:
+    def _prefetch(self, entries: dict[str, os.stat_result]) -> None:
         # One batch for the whole context: the cache answers most with a stat.
         files = [
             (str(self.path(rel)), st)
-            for rel, st in self._index().items()
+            for rel, st in entries.items()
             if stat.S_ISREG(st.st_mode) and rel not in self._digests
         ]
         digests = self._hasher.digests(files)
