@@ -1,29 +1,68 @@
-"""Where every command module is attached to the ``pallet`` group."""
+"""Where every command module is attached to the ``pallet`` group.
+
+Modules are imported only when one of their commands is used, so ``pallet run`` does not
+pay for the registry server's or the builder's imports. ``LAZY`` names the module of each
+top-level command; a name not listed there makes every module register (``--help`` does too).
+"""
 
 from __future__ import annotations
 
+import importlib
+
 import click
+
+#: every command module, each with a ``register(group)`` function
+MODULES = (
+    "pallet.cli.images_cmd",  # images, inspect, history, tag, rmi, import, bootstrap, system, image
+    "pallet.cli.container_cmd",  # run, ps, rm, logs
+    "pallet.cli.registry_cmd",  # registry
+    "pallet.cli.transfer_cmd",  # save, load, copy
+    "pallet.cli.registry_client_cmd",  # pull, push, login, logout
+    "pallet.cli.build_cmd",  # build, builder
+)
+
+LAZY = {
+    **dict.fromkeys(
+        ("images", "inspect", "history", "tag", "rmi", "import", "bootstrap", "system", "image"),
+        "pallet.cli.images_cmd",
+    ),
+    **dict.fromkeys(("run", "ps", "rm", "logs"), "pallet.cli.container_cmd"),
+    "registry": "pallet.cli.registry_cmd",
+    **dict.fromkeys(("save", "load", "copy"), "pallet.cli.transfer_cmd"),
+    **dict.fromkeys(("pull", "push", "login", "logout"), "pallet.cli.registry_client_cmd"),
+    **dict.fromkeys(("build", "builder"), "pallet.cli.build_cmd"),
+}
+
+
+def register_module(group: click.Group, module: str) -> None:
+    importlib.import_module(module).register(group)
 
 
 def register(group: click.Group) -> None:
-    """Add every command to ``group``. New command modules are listed here."""
-    from pallet.cli import (
-        images_cmd,
-    )  # images, inspect, history, tag, rmi, import, bootstrap, system
+    """Add every command to ``group``."""
+    for module in MODULES:
+        register_module(group, module)
 
-    images_cmd.register(group)
-    from pallet.cli import container_cmd  # run, ps, rm, logs
 
-    container_cmd.register(group)
-    from pallet.cli.registry_cmd import registry
+class LazyGroup(click.Group):
+    """A click group that imports a command's module on first use."""
 
-    group.add_command(registry)
-    from pallet.cli import transfer_cmd  # save, load, copy
+    _all_loaded = False
 
-    transfer_cmd.register(group)
-    from pallet.cli import registry_client_cmd  # pull, push, login, logout
+    def _load_all(self) -> None:
+        if not self._all_loaded:
+            register(self)
+            self._all_loaded = True
 
-    registry_client_cmd.register(group)
-    from pallet.cli import build_cmd  # build, builder prune
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            module = LAZY.get(cmd_name)
+            if module is not None:
+                register_module(self, module)
+            if cmd_name not in self.commands:
+                self._load_all()
+        return self.commands.get(cmd_name)
 
-    build_cmd.register(group)
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_all()
+        return sorted(self.commands)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 
+from pallet.cli.commands import LazyGroup
 from pallet.cli.context import CliContext
 from pallet.errors import PalletError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
@@ -27,16 +28,7 @@ def cli(ctx: click.Context, root: Path | None, debug: bool) -> None:
     ctx.obj = CliContext(root=root, debug=debug)
 
 
-def _register() -> None:
-    # Each command module adds its commands to ``cli``; imported here so that the
-    # group stays the single place that knows them all.
-    from pallet.cli import commands
-
-    commands.register(cli)
-
-
 def main(argv: list[str] | None = None) -> None:
-    _register()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="pallet", standalone_mode=False)

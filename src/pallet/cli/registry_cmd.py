@@ -234,3 +234,7 @@ def retention_cmd(
 def _require_data(config: RegistryConfig) -> None:
     if not (config.data / "metadata.db").is_file():
         raise RegistryError(f"no registry data in {config.data} (no metadata.db)")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(registry)
