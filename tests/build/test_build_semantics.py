@@ -86,3 +86,26 @@ def test_zstd_layers(store: Store, make_context: MakeContext, tmp_path: Path) ->
     assert manifest.layers[-1].media_type == mt.OCI_LAYER_ZSTD
     fs = rootfs_of(store, result, tmp_path / "fs")
     assert (fs / "z.txt").read_text() == "zstd\n"
+
+
+def test_copy_link_layer_is_reused_when_the_steps_below_change(
+    store: Store, make_context: MakeContext, tmp_path: Path
+) -> None:
+    ctx = make_context(
+        {"a.txt": "linked\n"},
+        "FROM busybox\nARG V=1\nRUN echo $V > /v\nCOPY --link --chown=mail a.txt /etc/linked/a.txt\n",
+    )
+    first = do_build(store, ctx, build_args={"V": "1"})
+    out = io.StringIO()
+    second = build(store, BuildOptions(context=ctx, build_args={"V": "2"}), Progress("plain", out))
+    log = out.getvalue()
+    assert (second.cached_steps, second.executed_steps) == (1, 1)
+    copy_line = next(line for line in log.splitlines() if "COPY a.txt /etc/linked/a.txt" in line)
+    number = copy_line.split()[0]
+    assert f"{number} CACHED" in log
+    assert first.config.diff_ids[-1] == second.config.diff_ids[-1]  # the very same layer
+    fs = rootfs_of(store, second, tmp_path / "fs")
+    assert (fs / "v").read_text() == "2\n"
+    assert (fs / "etc/linked/a.txt").read_text() == "linked\n"
+    assert os.stat(fs / "etc/linked/a.txt").st_uid == 8  # --chown names from the image below
+    assert (fs / "etc/passwd").exists()  # the layer adds to /etc, it does not replace it

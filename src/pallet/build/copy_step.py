@@ -214,11 +214,17 @@ class CopyContext:
 
 
 def execute_copy(
-    step: Step, copy: CopyStep, matches: list[Match], root: Path, cx: CopyContext
+    step: Step,
+    copy: CopyStep,
+    matches: list[Match],
+    root: Path,
+    cx: CopyContext,
+    accounts: Path | None = None,
 ) -> None:
-    """Perform COPY/ADD into the mounted root filesystem ``root``."""
+    """Perform COPY/ADD into the mounted root filesystem ``root`` (``--chown`` names
+    resolve in ``accounts``, default ``root``: the image below, for ``--link``)."""
     dest, dest_dir = resolve_dest(step, copy)
-    owner: Owner | None = resolve_chown(root, copy.chown) if copy.chown else None
+    owner = resolve_chown(accounts or root, copy.chown) if copy.chown else None
     chmod = parse_chmod(copy.chmod) if copy.chmod else None
     file_owner = owner if owner is not None else (Owner(0, 0) if cx.from_context else None)
     copier = TreeCopier(CopyOptions(owner=file_owner, chmod=chmod))

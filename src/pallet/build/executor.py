@@ -266,17 +266,21 @@ class StageRunner:
                             inputs[f"mount{index}"] = mtree.content_digest([rel])
                         else:
                             inputs[f"mount{index}"] = mkey
-            key = _digest_of(
+            # COPY --link makes a layer independent of what is below it: its cache key
+            # leaves the parent out, and the state after it chains both
+            link = step.copy is not None and step.copy.link
+            layer_key = _digest_of(
                 {
-                    "parent": parent_key,
+                    "parent": "link" if link else parent_key,
                     "step": _step_doc(step),
                     "inputs": inputs,
                     "compression": [self.options.compression, self.options.compression_level],
                     "epoch": self.epoch,
                 }
             )
+            key = _digest_of({"parent": parent_key, "link": layer_key}) if link else layer_key
             if use_cache:
-                hit = self.cache.get(key)
+                hit = self.cache.get(layer_key)
                 if hit is not None:
                     self.progress.cached(number)
                     with self._lock:
@@ -289,11 +293,11 @@ class StageRunner:
                 self.counters.executed += 1
             result = self._execute(step, label, number, fs, tree, matches, downloads, mount_trees)
         if result is None:
-            self.cache.put(key, None, None, None)
+            self.cache.put(layer_key, None, None, None)
             self.progress.done(number)
             return fs, key, True
         layer, diff_id, chain_id = result
-        self.cache.put(key, layer, diff_id, chain_id)
+        self.cache.put(layer_key, layer, diff_id, chain_id)
         self.progress.done(number)
         return fs.plus(layer, diff_id), key, False
 
@@ -332,9 +336,14 @@ class StageRunner:
     ) -> tuple[Descriptor, Digest, Digest] | None:
         lowers = self.lowerdirs(fs)
         parent_chain = fs.chain_ids()[-1] if fs.diff_ids else None
-        with self.store.snapshots.workspace() as work:
+        link = step.copy is not None and step.copy.link
+        with ExitStack() as stack, self.store.snapshots.workspace() as work:
+            accounts: Path | None = None
+            if link and step.copy is not None and step.copy.chown:
+                # user and group names still resolve in the image below
+                accounts = stack.enter_context(readonly_rootfs(lowers, self.scratch))
             parents: Mapping[str, tuple[int, int, int]] = {}
-            with writable_rootfs(lowers, work) as root:
+            with writable_rootfs([] if link else lowers, work) as root:
                 if step.copy is not None:
                     assert tree is not None
                     cx = CopyContext(
@@ -345,7 +354,7 @@ class StageRunner:
                         (self.epoch if self.epoch is not None else int(time.time())) * 10**9,
                     )
                     try:
-                        execute_copy(step, step.copy, matches, root, cx)
+                        execute_copy(step, step.copy, matches, root, cx, accounts)
                     except OSError as exc:
                         raise BuildError(
                             f"{label}: {exc.strerror or exc}: {exc.filename}"
@@ -414,18 +423,19 @@ def _title(step: Step) -> str:
 
 
 def _step_doc(step: Step) -> dict[str, object]:
+    """What of a step its result depends on. Build args count only where a RUN sees them
+    (its environment); elsewhere they matter only through the words they expanded."""
     cfg = step.config
     doc: dict[str, object] = {
         "keyword": step.keyword,
         "created_by": step.created_by,
-        "args": [list(a) for a in step.args if a[0] not in PROXY_ARGS],
-        "user": cfg.user,
         "workdir": cfg.working_dir,
-        "shell": list(cfg.shell or ()),
     }
     if step.run is not None:
         run = step.run
         doc["run"] = {
+            "args": [list(a) for a in step.args if a[0] not in PROXY_ARGS],
+            "user": cfg.user,
             "argv": list(run.argv),
             "env": [e for e in run.env if e.partition("=")[0] not in PROXY_ARGS],
             "mounts": [repr(m) for m in run.mounts],
@@ -437,7 +447,7 @@ def _step_doc(step: Step) -> dict[str, object]:
     if step.copy is not None:
         doc["copy"] = repr(step.copy)
     if step.workdir is not None:
-        doc["workdir_step"] = step.workdir
+        doc["workdir_step"] = [step.workdir, cfg.user]
     return doc
 
 
