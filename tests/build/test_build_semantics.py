@@ -109,3 +109,17 @@ def test_copy_link_layer_is_reused_when_the_steps_below_change(
     assert (fs / "etc/linked/a.txt").read_text() == "linked\n"
     assert os.stat(fs / "etc/linked/a.txt").st_uid == 8  # --chown names from the image below
     assert (fs / "etc/passwd").exists()  # the layer adds to /etc, it does not replace it
+
+
+def test_no_cache_filter_reruns_only_the_named_stage(
+    store: Store, make_context: MakeContext
+) -> None:
+    ctx = make_context(
+        {},
+        "FROM busybox AS deps\nRUN echo deps > /deps\n"
+        "FROM busybox AS app\nCOPY --from=deps /deps /deps\nRUN echo app > /app\n",
+    )
+    do_build(store, ctx)
+    again = do_build(store, ctx, no_cache_filter=("app",))
+    # deps is cached; app's two steps run again
+    assert (again.cached_steps, again.executed_steps) == (1, 2)

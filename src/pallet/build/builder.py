@@ -142,6 +142,11 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
         for step in stage.steps:
             if step.copy is not None:
                 check_copy(step.copy, f"line {step.line}: {step.keyword}")
+    if os.geteuid() != 0 and any(s.changes_filesystem for st in plan.stages for s in st.steps):
+        raise BuildError(
+            "pallet build needs root for its filesystem steps (overlay mounts and an OCI "
+            "runtime); run it as root"
+        )
     tree = ContextTree(context, name, ContextHasher(store.state.path))
     clean_stale_mounts(store)
     runtime_needed = any(s.run for st in plan.stages for s in st.steps)

@@ -27,6 +27,7 @@ from pallet.build.cache import BuildCache
 from pallet.build.copy_step import (
     CopyContext,
     Download,
+    Match,
     download,
     execute_copy,
     is_url,
@@ -330,7 +331,7 @@ class StageRunner:
         number: int,
         fs: FsState,
         tree: SourceTree | None,
-        matches: list,  # type: ignore[type-arg]
+        matches: list[Match],
         downloads: list[Download],
         mount_trees: Mapping[int, SourceTree],
     ) -> tuple[Descriptor, Digest, Digest] | None:

@@ -93,11 +93,17 @@ def _cache_dir(env: RunEnv, mount: RunMount) -> Path:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the cache directory's lock for the step; yields False if ``wait`` is off
+    and another step holds it."""
     fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)
 
@@ -118,6 +124,12 @@ def _user_mounts(
             path = _cache_dir(env, mount)
             if mount.sharing == "locked":
                 stack.enter_context(_locked(path))
+            elif mount.sharing == "private" and not stack.enter_context(_locked(path, wait=False)):
+                # in use by another step: this one gets a fresh, throwaway directory
+                path = env.scratch / f"cache-{secrets.token_hex(6)}"
+                path.mkdir()
+                os.chmod(path, mount.mode if mount.mode is not None else 0o755)
+                os.chown(path, mount.uid or 0, mount.gid or 0)
             mode = "ro" if mount.readonly else "rw"
             out.append(Mount(target, str(path), "bind", ("rbind", mode)))
         elif mount.type == "tmpfs":
