@@ -9,6 +9,7 @@ APT_PACKAGES=(
   skopeo umoci podman docker-registry    # interop peers for the tests
   fuse-overlayfs uidmap slirp4netns      # podman's helpers
   iproute2 tar gzip zstd xz-utils bzip2 ca-certificates
+  wrk                                    # load generator for the registry benchmark
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
