@@ -151,3 +151,17 @@ def test_interrupted_build_leaves_nothing_behind(
         check=False,
     )
     assert listing.stdout.strip() == ""
+
+
+def test_stale_mounts_of_dead_builders_are_unmounted(store: Store, tmp_path: Path) -> None:
+    from pallet.build.rootfs import clean_stale_mounts
+
+    dead = store.root / "snapshots" / ".tmp-deadbuilder"
+    (dead / "rootfs").mkdir(parents=True)
+    source = tmp_path / "src"
+    source.mkdir()
+    subprocess.run(["mount", "--bind", str(source), str(dead / "rootfs")], check=True)
+    assert str(dead / "rootfs") in Path("/proc/self/mountinfo").read_text()
+    assert clean_stale_mounts(store) >= 1
+    assert str(dead / "rootfs") not in Path("/proc/self/mountinfo").read_text()
+    shutil.rmtree(dead)

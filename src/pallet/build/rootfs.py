@@ -22,6 +22,7 @@ from pathlib import Path
 from pallet.errors import BuildError, PalletError
 from pallet.store import Store, overlay
 from pallet.store.locks import is_in_use, lock_fd
+from pallet.store.snapshots import TMP_PREFIX
 
 _CLONE_NEWNS = 0x00020000
 _MS_REC = 0x4000
@@ -64,7 +65,10 @@ def clean_stale_mounts(store: Store) -> int:
     for point in sorted(_mount_points(), key=len, reverse=True):
         for prefix in prefixes:
             if point.startswith(prefix):
-                owner = Path(prefix) / point[len(prefix) :].split("/", 1)[0]
+                name = point[len(prefix) :].split("/", 1)[0]
+                owner = Path(prefix) / name
+                if prefix == prefixes[0] and not name.startswith(TMP_PREFIX):
+                    continue  # only build workspaces are ours to clean
                 if not is_in_use(owner):
                     with contextlib.suppress(PalletError):
                         overlay.unmount(Path(point), lazy=True)
