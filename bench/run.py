@@ -40,6 +40,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "pallet registry vs CNCF distribution: blobs and manifest GETs",
     ),
     "push_pull": ("push_pull_bench.py", "push and pull vs skopeo against a local registry"),
+    "build": ("build_bench.py", "pallet build: cached, one-file-changed, cold COPY, parallel stages"),
+    "run": ("run_bench.py", "pallet run --rm busybox true vs podman and runc"),
 }
 
 _BEGIN = "<!-- bench:{name}:begin -->"
