@@ -123,3 +123,28 @@ def test_no_cache_filter_reruns_only_the_named_stage(
     again = do_build(store, ctx, no_cache_filter=("app",))
     # deps is cached; app's two steps run again
     assert (again.cached_steps, again.executed_steps) == (1, 2)
+
+
+def test_hostile_context_cannot_reach_the_host(
+    store: Store, make_context: MakeContext, tmp_path: Path
+) -> None:
+    import tarfile
+
+    evil = io.BytesIO()
+    with tarfile.open(fileobj=evil, mode="w") as tf:
+        info = tarfile.TarInfo("../../escaped.txt")
+        info.size = 4
+        tf.addfile(info, io.BytesIO(b"evil"))
+    ctx = make_context(
+        {"outside": ("symlink", "/etc/hostname"), "up": ("symlink", "../../..")},
+        "FROM scratch\nCOPY outside /x\n",
+    )
+    # a symlink source resolves inside the context, never to the host's file
+    with pytest.raises(BuildError, match="outside: not found in the build context"):
+        do_build(store, ctx)
+    with pytest.raises(BuildError, match="not found in the build context"):
+        do_build(store, make_context({}, "FROM scratch\nCOPY ../../etc/hostname /x\n"))
+    (ctx / "evil.tar").write_bytes(evil.getvalue())
+    (ctx / "Dockerfile").write_text("FROM scratch\nADD evil.tar /dest/\n")
+    with pytest.raises(BuildError, match=r"cannot extract evil\.tar"):
+        do_build(store, ctx)
