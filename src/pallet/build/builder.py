@@ -8,7 +8,6 @@ written last, after every blob it needs is in the store.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from pallet.build.run_step import clean_stale_containers
 from pallet.build.sources import ContextTree
 from pallet.dockerfile import parse
 from pallet.dockerfile.plan import BuildPlan, resolve
-from pallet.errors import BuildError, InvalidArgument, PalletError
+from pallet.errors import BuildError, InvalidArgument
 from pallet.images.compose import write_image
 from pallet.images.lookup import LocalImage
 from pallet.oci.config import ImageConfig
@@ -220,10 +219,7 @@ def _write_output(
     from pallet.transport.names import TransportSpec, open_destination, open_source
 
     transport = "oci-archive" if output.type == "oci" else "docker-archive"
-    ref = tags[0] if tags else None
-    if output.type == "docker" and ref is None:
-        ref = None
-    dst_spec = TransportSpec(transport, str(output.dest.absolute()), ref)
+    dst_spec = TransportSpec(transport, str(output.dest.absolute()), tags[0] if tags else None)
     src = open_source(TransportSpec("pallet", ref=str(desc.digest)), store.root)
     try:
         dst = open_destination(dst_spec, store.root)
@@ -232,14 +228,6 @@ def _write_output(
         finally:
             close = getattr(dst, "close", None)
             if close is not None:
-                close()
-    except PalletError:
-        raise
+                close()  # an archive never committed is removed, not left half-written
     finally:
         src.close()
-
-
-def default_progress(mode: str, quiet: bool) -> Progress:
-    if quiet or mode == "quiet":
-        return Progress("quiet")
-    return Progress("plain", sys.stderr)
