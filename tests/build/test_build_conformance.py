@@ -145,21 +145,26 @@ def test_multi_stage_builds_only_what_the_target_needs(
 ) -> None:
     dockerfile = """\
 FROM busybox AS builder
-RUN mkdir /out && echo built > /out/result.txt && chown 33:33 /out/result.txt
+RUN mkdir /out && echo built > /out/result.txt && chown 33:33 /out/result.txt \
+ && mkdir -m 700 /private && touch /private/f && chown 33:33 /private
 FROM busybox AS unused
 RUN exit 1
 FROM scratch AS final
 COPY --from=builder /out/ /
 COPY --from=busybox:latest /bin/busybox /bin/busybox
+COPY --from=builder /private /copied
 """
     ctx = make_context({}, dockerfile)
     result = do_build(store, ctx)
     fs = rootfs_of(store, result, tmp_path / "fs")
-    assert sorted(os.listdir(fs)) == ["bin", "result.txt"]
+    assert sorted(os.listdir(fs)) == ["bin", "copied", "result.txt"]
+    # a directory source gives its contents; the new destination is a plain 0755 root dir
+    assert describe(fs / "copied") == ("dir", 0o755, 0, 0)
+    assert describe(fs / "copied/f") == ("file", 0o644, 0, 0)
     # COPY --from keeps the owner the file has in the source stage
     assert describe(fs / "result.txt") == ("file", 0o644, 33, 33)
     assert (fs / "result.txt").read_text() == "built\n"
-    assert len(result.config.diff_ids) == 2
+    assert len(result.config.diff_ids) == 3
     # --target picks an earlier stage; the failing stage still never runs
     target = do_build(store, ctx, target="builder")
     assert len(target.config.diff_ids) == 2

@@ -245,7 +245,7 @@ def execute_copy(
         assert st is not None
         if stat.S_ISDIR(st.st_mode):
             sub = posixpath.join(dest, match.parents_rel) if copy.parents else dest
-            _copy_dir(cx.tree, match.path, st, root, sub, owner, copier, excludes)
+            _copy_dir(cx.tree, match.path, root, sub, owner, copier, excludes)
             continue
         name = posixpath.basename(match.path)
         if excludes is not None and excludes.matches(match.parents_rel or name):
@@ -280,19 +280,18 @@ def execute_copy(
 def _copy_dir(
     tree: SourceTree,
     src: str,
-    st: os.stat_result,
     root: Path,
     dest: str,
     owner: Owner | None,
     copier: TreeCopier,
     excludes: PatternMatcher | None,
 ) -> None:
-    """Copy the contents of directory ``src`` into ``dest`` (created with the source
-    directory's metadata when missing)."""
+    """Copy the contents of directory ``src`` into ``dest``. A missing ``dest`` is made
+    like any missing parent (0755, the --chown owner or root): BuildKit copies the
+    directory's contents, never its own metadata (moby/buildkit#1941)."""
     target = secure_join(root, dest)
     if not os.path.lexists(target):
-        make_dirs(root, posixpath.dirname(dest), owner)
-        copier.copy(tree.path(src), st, target)
+        make_dirs(root, dest, owner)
     elif not os.path.isdir(target):
         raise BuildError(f"cannot copy directory {src or '.'} to {dest}: a file is in the way")
     prefix = len(src) + 1 if src else 0
