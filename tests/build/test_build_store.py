@@ -88,9 +88,9 @@ def test_two_builds_of_one_dockerfile_at_once(store: Store, make_context: MakeCo
 def test_independent_stages_run_concurrently(store: Store, make_context: MakeContext) -> None:
     ctx = make_context(
         {},
-        "FROM busybox AS a\nRUN sleep 1 && echo a > /a\n"
-        "FROM busybox AS b\nRUN sleep 1 && echo b > /b\n"
-        "FROM busybox AS c\nRUN sleep 1 && echo c > /c\n"
+        "FROM busybox AS a\nRUN sleep 2 && echo a > /a\n"
+        "FROM busybox AS b\nRUN sleep 2 && echo b > /b\n"
+        "FROM busybox AS c\nRUN sleep 2 && echo c > /c\n"
         "FROM scratch\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\n",
     )
     out = io.StringIO()
