@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,25 @@ def test_source_paths_and_globs(tmp_path: Path) -> None:
     assert tree.content_digest(["sub"]) == before
     (tmp_path / "sub" / "d.txt").write_text("changed")
     assert tree.content_digest(["sub"]) != before
+
+
+def test_progress_plain_tty_and_quiet() -> None:
+    import io
+
+    from pallet.build.progress import Progress
+
+    for mode in ("plain", "tty", "quiet"):
+        out = io.StringIO()
+        p = Progress(mode, out)
+        n = p.vertex("[stage-0 2/2] RUN echo hi")
+        p.log(n, "hi")
+        p.cached(n)
+        text = out.getvalue()
+        if mode == "quiet":
+            assert text == ""
+            continue
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()
+        assert plain[0] == "#1 [stage-0 2/2] RUN echo hi"
+        assert re.fullmatch(r"#1 \d+\.\d{3} hi", plain[1])
+        assert plain[2] == "#1 CACHED"
+        assert ("\x1b[" in text) == (mode == "tty")

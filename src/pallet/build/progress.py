@@ -8,21 +8,35 @@ import threading
 import time
 from typing import TextIO
 
+_STYLES = (("CACHED", "blue"), ("DONE", "green"), ("ERROR", "bold red"))
+
 
 class Progress:
+    """``mode``: "plain" (lines), "tty" (the same lines, coloured), "quiet" (nothing)."""
+
     def __init__(self, mode: str = "plain", stream: TextIO | None = None) -> None:
         self.quiet = mode == "quiet"
         self._stream = stream or sys.stderr
         self._lock = threading.Lock()
         self._next = 1
         self._started: dict[int, float] = {}
+        self._console = None
+        if mode == "tty":
+            from rich.console import Console
+
+            self._console = Console(
+                file=self._stream, highlight=False, soft_wrap=True, force_terminal=True
+            )
 
     def _emit(self, text: str) -> None:
         if self.quiet:
             return
         with self._lock:
-            self._stream.write(text + "\n")
-            self._stream.flush()
+            if self._console is not None:
+                self._console.print(_styled(text))
+            else:
+                self._stream.write(text + "\n")
+                self._stream.flush()
 
     def vertex(self, title: str) -> int:
         with self._lock:
@@ -48,3 +62,14 @@ class Progress:
 
     def note(self, text: str) -> None:
         self._emit(text)
+
+
+def _styled(line: str) -> object:
+    from rich.text import Text
+
+    number, _, rest = line.partition(" ")
+    style = "dim" if rest[:1].isdigit() else "bold"
+    for word, word_style in _STYLES:
+        if rest.startswith(word):
+            style = word_style
+    return Text.assemble((number + " ", "bold"), (rest, style))

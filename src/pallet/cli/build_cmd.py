@@ -104,7 +104,12 @@ def build_cmd(
         outputs=tuple(Output.parse(o) for o in outputs),
         iidfile=iidfile,
     )
-    mode = "quiet" if quiet or progress == "quiet" else "plain"
+    if quiet or progress == "quiet":
+        mode = "quiet"
+    elif progress == "tty" or (progress == "auto" and sys.stderr.isatty()):
+        mode = "tty"
+    else:
+        mode = "plain"
     store = Store.open(obj.store_root)
     result = build(store, options, Progress(mode, sys.stderr))
     click.echo(str(result.image_id))
