@@ -148,3 +148,32 @@ def test_hostile_context_cannot_reach_the_host(
     (ctx / "Dockerfile").write_text("FROM scratch\nADD evil.tar /dest/\n")
     with pytest.raises(BuildError, match=r"cannot extract evil\.tar"):
         do_build(store, ctx)
+
+
+def test_exec_form_shell_and_remaining_config(
+    store: Store, make_context: MakeContext, tmp_path: Path
+) -> None:
+    dockerfile = """\
+FROM busybox
+RUN ["/bin/sh", "-c", "echo exec-form > /exec"]
+SHELL ["/bin/sh", "-ec"]
+RUN echo "$0 $-" > /shell-flags
+VOLUME /data
+HEALTHCHECK --interval=30s --retries=2 CMD wget -q localhost || exit 1
+MAINTAINER someone@example.com
+"""
+    result = do_build(store, make_context({}, dockerfile))
+    fs = rootfs_of(store, result, tmp_path / "fs")
+    assert (fs / "exec").read_text() == "exec-form\n"
+    assert "e" in (fs / "shell-flags").read_text().split()[1]  # SHELL's -e is in effect
+    cfg = result.config
+    assert cfg.config.shell == ("/bin/sh", "-ec")
+    assert cfg.config.volumes == ("/data",)
+    check = dict(cfg.config.healthcheck or {})
+    assert check["Test"] == ["CMD-SHELL", "wget -q localhost || exit 1"]
+    assert check["Retries"] == 2 and check["Interval"] == 30 * 10**9
+    assert cfg.author == "someone@example.com"
+    assert [h.created_by for h in cfg.history[-6:-4]] == [
+        "RUN /bin/sh -c echo exec-form > /exec # buildkit",
+        "SHELL [/bin/sh -ec]",
+    ]
