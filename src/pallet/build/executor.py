@@ -292,7 +292,13 @@ class StageRunner:
                     return fs.plus(hit.layer, hit.diff_id), key, False
             with self._lock:
                 self.counters.executed += 1
-            result = self._execute(step, label, number, fs, tree, matches, downloads, mount_trees)
+            try:
+                result = self._execute(
+                    step, label, number, fs, tree, matches, downloads, mount_trees
+                )
+            except BuildError as exc:
+                self.progress.error(number, str(exc).removeprefix(f"{label}: "))
+                raise
         if result is None:
             self.cache.put(layer_key, None, None, None)
             self.progress.done(number)
