@@ -76,10 +76,13 @@ def test_exited_container_listed_with_status(pallet: Pallet) -> None:
 
 
 def test_bad_volume_spec_is_125_and_creates_nothing(pallet: Pallet) -> None:
-    proc = pallet("run", "--rm", "-v", "relative:/x", "busybox", "true", check=False)
-    assert proc.returncode == 125
-    assert proc.stderr.startswith("error: invalid volume specification")
+    for spec in ("bad name!:/x", "/tmp:relative", "/tmp:/x:rx", "a:b:c:d"):
+        proc = pallet("run", "--rm", "-v", spec, "busybox", "true", check=False)
+        assert proc.returncode == 125, spec
+        assert proc.stderr.startswith("error: invalid"), proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
     assert pallet("ps", "-aq").stdout == ""
+    assert pallet("volume", "ls", "-q").stdout == ""
 
 
 def test_bind_mount_read_only(pallet: Pallet, tmp_path: object) -> None:

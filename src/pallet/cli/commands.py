@@ -14,7 +14,9 @@ import click
 #: every command module, each with a ``register(group)`` function
 MODULES = (
     "pallet.cli.images_cmd",  # images, inspect, history, tag, rmi, import, bootstrap, system, image
-    "pallet.cli.container_cmd",  # run, ps, rm, logs
+    "pallet.cli.container_cmd",  # run, create, start, ps, rm, logs
+    "pallet.cli.container_life_cmd",  # stop kill restart wait rename exec diff cp export commit
+    "pallet.cli.volume_cmd",  # volume
     "pallet.cli.registry_cmd",  # registry
     "pallet.cli.transfer_cmd",  # save, load, copy
     "pallet.cli.registry_client_cmd",  # pull, push, login, logout
@@ -26,7 +28,15 @@ LAZY = {
         ("images", "inspect", "history", "tag", "rmi", "import", "bootstrap", "system", "image"),
         "pallet.cli.images_cmd",
     ),
-    **dict.fromkeys(("run", "ps", "rm", "logs"), "pallet.cli.container_cmd"),
+    **dict.fromkeys(("run", "create", "start", "ps", "rm", "logs"), "pallet.cli.container_cmd"),
+    **dict.fromkeys(
+        (
+            *("stop", "kill", "restart", "wait", "rename", "exec", "container"),
+            *("diff", "cp", "export", "commit"),
+        ),
+        "pallet.cli.container_life_cmd",
+    ),
+    "volume": "pallet.cli.volume_cmd",
     "registry": "pallet.cli.registry_cmd",
     **dict.fromkeys(("save", "load", "copy"), "pallet.cli.transfer_cmd"),
     **dict.fromkeys(("pull", "push", "login", "logout"), "pallet.cli.registry_client_cmd"),

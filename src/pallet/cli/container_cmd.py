@@ -1,13 +1,15 @@
-"""Container commands: run, ps, rm, logs."""
+"""Container commands: run, create, start, ps, rm, logs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -15,11 +17,12 @@ from pallet.cli.context import CliContext
 from pallet.cli.table import echo_table
 from pallet.errors import ContainerError, InvalidArgument, PalletError
 from pallet.images.humanize import human_duration
-from pallet.runtime.spec import Resources
+from pallet.runtime.spec import NetworkMode, Resources
 from pallet.store import Store
 
 if TYPE_CHECKING:
-    from pallet.runtime.container import Containers
+    from pallet.runtime.container import Containers, RunOptions
+    from pallet.runtime.records import ContainerRecord
 
 
 def _containers(ctx: click.Context) -> Containers:
@@ -52,118 +55,176 @@ def _env_file(path: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-@click.command("run", context_settings={"allow_interspersed_args": False})
-@click.option(
-    "-d", "--detach", is_flag=True, help="Run in the background and print the container ID."
-)
-@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
-@click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits.")
-@click.option("--name", default=None)
-@click.option("-e", "--env", "env", multiple=True)
-@click.option("--env-file", "env_files", multiple=True)
-@click.option("-u", "--user", default=None)
-@click.option("-w", "--workdir", default=None)
-@click.option("-h", "--hostname", default=None)
-@click.option("--entrypoint", default=None)
-@click.option(
-    "--network",
-    "--net",
-    "network",
-    type=click.Choice(["none", "host", "private"]),
-    default="private",
-)
-@click.option("--read-only", is_flag=True)
-@click.option("-v", "--volume", "volumes", multiple=True)
-@click.option("--tmpfs", multiple=True)
-@click.option("--cap-add", multiple=True)
-@click.option("--cap-drop", multiple=True)
-@click.option("--privileged", is_flag=True)
-@click.option("--security-opt", "security_opts", multiple=True)
-@click.option("-m", "--memory", default=None)
-@click.option("--cpus", type=float, default=None)
-@click.option("--pids-limit", type=int, default=None)
-@click.option("--add-host", "add_hosts", multiple=True)
-@click.option("--dns", multiple=True)
-@click.option("-l", "--label", "labels", multiple=True)
-@click.argument("image")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.pass_context
-def run_cmd(ctx: click.Context, detach: bool, interactive: bool, auto_remove: bool, name: str | None, env: tuple[str, ...],
-            env_files: tuple[str, ...], user: str | None, workdir: str | None, hostname: str | None,
-            entrypoint: str | None, network: str, read_only: bool, volumes: tuple[str, ...],
-            tmpfs: tuple[str, ...], cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
-            privileged: bool, security_opts: tuple[str, ...], memory: str | None, cpus: float | None,
-            pids_limit: int | None, add_hosts: tuple[str, ...], dns: tuple[str, ...],
-            labels: tuple[str, ...], image: str, command: tuple[str, ...]) -> None:  # fmt: skip
-    """Create and run a new container from an image."""
+def _run_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """The flags ``run`` and ``create`` share, as docker's."""
+    options = [
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("--rm", "auto_remove", is_flag=True, help="Remove the container on exit."),
+        click.option("--name", default=None),
+        click.option("-e", "--env", "env", multiple=True),
+        click.option("--env-file", "env_files", multiple=True),
+        click.option("-u", "--user", default=None),
+        click.option("-w", "--workdir", default=None),
+        click.option("-h", "--hostname", default=None),
+        click.option("--entrypoint", default=None),
+        click.option(
+            "--network",
+            "--net",
+            "network",
+            type=click.Choice(["none", "host", "private", "bridge", "default"]),
+            default="private",
+        ),
+        click.option("--read-only", is_flag=True),
+        click.option("-v", "--volume", "volumes", multiple=True),
+        click.option("--mount", "mounts", multiple=True),
+        click.option("--tmpfs", multiple=True),
+        click.option("--cap-add", multiple=True),
+        click.option("--cap-drop", multiple=True),
+        click.option("--privileged", is_flag=True),
+        click.option("--security-opt", "security_opts", multiple=True),
+        click.option("-m", "--memory", default=None),
+        click.option("--cpus", type=float, default=None),
+        click.option("--pids-limit", type=int, default=None),
+        click.option("--add-host", "add_hosts", multiple=True),
+        click.option("--dns", multiple=True),
+        click.option("-l", "--label", "labels", multiple=True),
+        click.option("--restart", default="no"),
+        click.option("--init", is_flag=True, help="Run an init inside the container."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _make_options(kw: dict[str, Any], detach: bool) -> RunOptions:
     from pallet.runtime.container import RunOptions
 
+    all_env = tuple(e for f in kw["env_files"] for e in _env_file(f)) + kw["env"]
+    for opt in kw["security_opts"]:
+        if opt not in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
+            raise InvalidArgument(f"unsupported --security-opt {opt!r}")
+    network: NetworkMode = "private"
+    if kw["network"] in ("host", "none"):
+        network = kw["network"]
+    return RunOptions(
+        image=kw["image"],
+        command=kw["command"],
+        entrypoint=kw["entrypoint"],
+        env=all_env,
+        user=kw["user"],
+        workdir=kw["workdir"],
+        hostname=kw["hostname"],
+        name=kw["name"],
+        auto_remove=kw["auto_remove"],
+        network=network,
+        read_only=kw["read_only"],
+        binds=kw["volumes"],
+        mounts=kw["mounts"],
+        tmpfs=kw["tmpfs"],
+        cap_add=kw["cap_add"],
+        cap_drop=kw["cap_drop"],
+        privileged=kw["privileged"],
+        no_new_privileges=bool(kw["security_opts"]),
+        resources=Resources(memory=_memory(kw["memory"]), cpus=kw["cpus"], pids=kw["pids_limit"]),
+        add_hosts=kw["add_hosts"],
+        dns=kw["dns"],
+        labels=tuple((lbl.partition("=")[0], lbl.partition("=")[2]) for lbl in kw["labels"]),
+        tty=kw["tty"] and not detach and sys.stdin.isatty(),
+        interactive=kw["interactive"],
+        restart=kw["restart"],
+        init=kw["init"],
+    )
+
+
+def _create(
+    ctx: click.Context, kw: dict[str, Any], detach: bool
+) -> tuple[Containers, ContainerRecord]:
     try:
-        all_env = tuple(e for f in env_files for e in _env_file(f)) + env
-        for opt in security_opts:
-            if opt not in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
-                raise InvalidArgument(f"unsupported --security-opt {opt!r}")
-        opts = RunOptions(
-            image=image,
-            command=command,
-            entrypoint=entrypoint,
-            env=all_env,
-            user=user,
-            workdir=workdir,
-            hostname=hostname,
-            name=name,
-            auto_remove=auto_remove,
-            network=network,  # type: ignore[arg-type]
-            read_only=read_only,
-            binds=volumes,
-            tmpfs=tmpfs,
-            cap_add=cap_add,
-            cap_drop=cap_drop,
-            privileged=privileged,
-            no_new_privileges=bool(security_opts),
-            resources=Resources(memory=_memory(memory), cpus=cpus, pids=pids_limit),
-            add_hosts=add_hosts,
-            dns=dns,
-            labels=tuple((lbl.partition("=")[0], lbl.partition("=")[2]) for lbl in labels),
-        )
+        opts = _make_options(kw, detach)
         containers = _containers(ctx)
-        record = containers.create(opts)
+        return containers, containers.create(opts)
     except PalletError as exc:
         # docker's exit code for failures of the engine itself
         raise ContainerError(
-            str(exc), getattr(exc, "exit_code", 125) if isinstance(exc, ContainerError) else 125
+            str(exc), exc.exit_code if isinstance(exc, ContainerError) else 125
         ) from exc
-    cdir = containers.dir(record.id)
-    log = cdir / "container.log"
+
+
+@click.command("run", context_settings={"allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Run in the background and print the ID.")
+@_run_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run_cmd(ctx: click.Context, /, detach: bool, **kw: Any) -> None:
+    """Create and run a new container from an image."""
+    containers, record = _create(ctx, kw, detach)
     if detach:
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pallet.runtime.container",
-                str(containers.store.root),
-                record.id,
-                str(log),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        try:
+            containers.start_detached(record)
+        except PalletError:
+            if record.auto_remove:
+                containers.remove(record.id, force=True, volumes=True)
+            raise
         click.echo(record.id)
         return
+    _attach(containers, record, kw["interactive"])
+
+
+def _attach(containers: Containers, record: ContainerRecord, interactive: bool) -> None:
+    """Run the container in this process (the monitor) with our stdio; exit with its code."""
     try:
         code = containers.run_monitored(
             record,
-            stdin=sys.stdin if interactive else subprocess.DEVNULL,
+            stdin=sys.stdin if interactive or record.tty else subprocess.DEVNULL,
             stdout=sys.stdout.buffer,
             stderr=sys.stderr.buffer,
         )
     finally:
-        if auto_remove:
-            containers.remove(record.id, force=True)
+        if record.auto_remove:
+            containers.remove(record.id, force=True, volumes=True)
     sys.stdout.flush()
     sys.exit(code)
+
+
+@click.command("create", context_settings={"allow_interspersed_args": False})
+@_run_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def create_cmd(ctx: click.Context, /, **kw: Any) -> None:
+    """Create a new container without starting it."""
+    _, record = _create(ctx, kw, True)
+    click.echo(record.id)
+
+
+@click.command("start")
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
+@click.option("-i", "--interactive", is_flag=True, help="Attach the container's STDIN.")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def start_cmd(ctx: click.Context, attach: bool, interactive: bool, names: tuple[str, ...]) -> None:
+    """Start one or more stopped containers."""
+    containers = _containers(ctx)
+    if attach or interactive:
+        if len(names) > 1:
+            raise InvalidArgument("you cannot start and attach multiple containers at once")
+        record = containers.records.get(names[0])
+        _attach(containers, record, interactive)
+        return
+    failed = []
+    for name in names:
+        try:
+            record = containers.records.get(name)
+            if containers.true_state(record)[0] != "running":
+                containers.start_detached(record)
+            click.echo(name)
+        except PalletError as exc:
+            click.echo(f"error: {exc}", err=True)
+            failed.append(name)
+    if failed:
+        raise PalletError(f"failed to start containers: {', '.join(failed)}")
 
 
 def _status(state: str, code: int | None, record_time: float) -> str:
@@ -279,12 +340,11 @@ def ps_cmd(
 @click.pass_context
 def rm_cmd(ctx: click.Context, names: tuple[str, ...], force: bool, volumes: bool) -> None:
     """Remove one or more containers."""
-    del volumes  # no anonymous volumes yet
     containers = _containers(ctx)
     errors = []
     for name in names:
         try:
-            containers.remove(name, force=force)
+            containers.remove(name, force=force, volumes=volumes)
             click.echo(name)
         except PalletError as exc:
             errors.append(str(exc))
@@ -297,40 +357,56 @@ def rm_cmd(ctx: click.Context, names: tuple[str, ...], force: bool, volumes: boo
 @click.command("logs")
 @click.argument("name")
 @click.option("-f", "--follow", is_flag=True)
-@click.option("--tail", default="all")
+@click.option("--tail", "-n", default="all")
+@click.option("-t", "--timestamps", is_flag=True)
+@click.option("--since", default=None)
+@click.option("--until", default=None)
 @click.pass_context
-def logs_cmd(ctx: click.Context, name: str, follow: bool, tail: str) -> None:
-    """Fetch the output of a detached container."""
+def logs_cmd(ctx: click.Context, name: str, follow: bool, tail: str, timestamps: bool,
+             since: str | None, until: str | None) -> None:  # fmt: skip
+    """Fetch the output of a container (stdout and stderr kept apart)."""
+    from pallet.runtime.logs import LogEntry, parse_since, read_entries
+    from pallet.runtime.logs import follow as follow_log
+
+    if tail != "all" and not tail.isdigit():
+        raise InvalidArgument(f"invalid --tail value {tail!r}")
+    after = parse_since(since) if since else None
+    before = parse_since(until) if until else None
     containers = _containers(ctx)
     record = containers.records.get(name)
     log = containers.dir(record.id) / "container.log"
-    out = sys.stdout.buffer
-    data = log.read_bytes() if log.exists() else b""
+    entries, offset = read_entries(log)
+
+    def show(entry: LogEntry) -> None:
+        if after is not None and entry.epoch < after:
+            return
+        if before is not None and entry.epoch > before:
+            return
+        out = sys.stderr.buffer if entry.stream == "stderr" else sys.stdout.buffer
+        if timestamps:
+            out.write(entry.time.encode() + b" ")
+        out.write(entry.data)
+        out.flush()
+
     if tail != "all":
-        if not tail.isdigit():
-            raise InvalidArgument(f"invalid --tail value {tail!r}")
-        lines = data.splitlines(keepends=True)
-        data = b"".join(lines[-int(tail) :]) if int(tail) else b""
-    out.write(data)
-    out.flush()
+        entries = entries[-int(tail) :] if int(tail) else []
+    for entry in entries:
+        show(entry)
     if not follow:
         return
-    offset = log.stat().st_size if log.exists() else 0
-    while True:
-        if log.exists() and log.stat().st_size > offset:
-            with open(log, "rb") as f:
-                f.seek(offset)
-                chunk = f.read()
-            offset += len(chunk)
-            out.write(chunk)
-            out.flush()
-            continue
-        state, _ = containers.true_state(containers.records.get(record.id))
-        if state != "running":
-            return
-        time.sleep(0.1)
+
+    def running() -> bool:
+        with contextlib.suppress(PalletError):
+            return containers.true_state(containers.records.get(record.id))[0] == "running"
+        return False
+
+    for entry in follow_log(log, offset, running):
+        show(entry)
+
+
+COMMANDS = (run_cmd, create_cmd, start_cmd, ps_cmd, rm_cmd, logs_cmd)
 
 
 def register(group: click.Group) -> None:
-    for command in (run_cmd, ps_cmd, rm_cmd, logs_cmd):
+    for command in COMMANDS:
         group.add_command(command)

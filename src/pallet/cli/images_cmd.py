@@ -160,7 +160,13 @@ def inspect_cmd(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> 
         try:
             docs.append(describe.inspect_document(find_image(store, name)))
         except NotFound:
-            missing.append(name)
+            # docker inspect falls back to containers
+            from pallet.cli.container_fs_cmd import container_documents
+
+            try:
+                docs.extend(container_documents(ctx, (name,)))
+            except NotFound:
+                missing.append(name)
     if fmt and fmt != "json":
         for doc in docs:
             click.echo(_go_template_field(doc, fmt))

@@ -68,8 +68,38 @@ def remove_image(store: Store, text: str, *, force: bool = False) -> list[Remova
             f"conflict: unable to delete {image.id.short()} (must be forced) - image is "
             "referenced in multiple repositories"
         )
+    user = _container_using(store, image)
+    if user is not None:
+        if not force:
+            raise Conflict(
+                f'conflict: unable to remove repository reference "{text}" (must force) - '
+                f"container {user[:12]} is using its referenced image {image.id.short()}"
+            )
+        for name in image.names:  # forced: untag, but keep what the container runs on
+            store.untag(name)
+            events.append(RemovalEvent("Untagged", _familiar(name)))
+        return events
     _delete(store, image, events)
     return events
+
+
+def _container_using(store: Store, image: LocalImage) -> str | None:
+    """The ID of a container created from ``image`` (they live in state.db), if any."""
+    import json
+    import sqlite3
+
+    try:
+        with store.state.connect() as db:
+            rows = db.execute("SELECT id, record FROM containers").fetchall()
+    except (PalletError, sqlite3.Error):
+        return None  # no container was ever made in this store
+    for container_id, record in rows:
+        try:
+            if json.loads(record).get("image_id") == str(image.id):
+                return str(container_id)
+        except (ValueError, AttributeError):
+            continue
+    return None
 
 
 def remove_images(

@@ -18,12 +18,16 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from pallet.errors import Conflict, ContainerError, InvalidArgument, PalletError
 from pallet.images.lookup import find_image
+from pallet.runtime.logs import LogWriter
+from pallet.runtime.mounts import MountRequest, parse_mount, parse_tmpfs, parse_volume
 from pallet.runtime.oci_runtime import OCIRuntime, find_runtime
 from pallet.runtime.records import ContainerRecord, ContainerRecords, new_id, now
 from pallet.runtime.spec import Mount, NetworkMode, Resources, SpecOptions, build_spec
@@ -31,6 +35,7 @@ from pallet.runtime.users import resolve_user
 from pallet.store import Store
 from pallet.store.overlay import unmount
 
+INIT_PATH = "/sbin/pallet-init"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -48,8 +53,13 @@ class RunOptions:
     auto_remove: bool = False
     network: NetworkMode = "private"
     read_only: bool = False
-    binds: tuple[str, ...] = ()  # -v HOST:CTR[:ro]
+    binds: tuple[str, ...] = ()  # -v HOST:CTR[:ro], -v NAME:CTR, -v CTR
+    mounts: tuple[str, ...] = ()  # --mount type=...
     tmpfs: tuple[str, ...] = ()
+    tty: bool = False
+    interactive: bool = False
+    restart: str = "no"
+    init: bool = False
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
     privileged: bool = False
@@ -63,36 +73,6 @@ class RunOptions:
 def _state_dir(store: Store) -> Path:
     tag = hashlib.sha256(str(store.root.resolve()).encode()).hexdigest()[:16]
     return Path("/run/pallet") / tag
-
-
-def parse_bind(spec: str) -> Mount:
-    parts = spec.split(":")
-    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise InvalidArgument(f"invalid volume specification: '{spec}'")
-    host, ctr = parts[0], parts[1]
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if not host.startswith("/"):
-        raise InvalidArgument(
-            f"invalid volume specification: '{spec}': named volumes are not supported yet; "
-            "use an absolute host path"
-        )
-    if not ctr.startswith("/"):
-        raise InvalidArgument(
-            f"invalid volume specification: '{spec}': container path must be absolute"
-        )
-    if mode not in ("rw", "ro"):
-        raise InvalidArgument(f"invalid mode {mode!r} in volume specification '{spec}'")
-    if not os.path.exists(host):
-        os.makedirs(host, exist_ok=True)  # docker creates a missing bind source directory
-    return Mount(ctr, host, "bind", ("rbind", mode))
-
-
-def parse_tmpfs(spec: str) -> Mount:
-    path, _, opts = spec.partition(":")
-    if not path.startswith("/"):
-        raise InvalidArgument(f"invalid tmpfs specification {spec!r}: path must be absolute")
-    options = ["nosuid", "nodev", "noexec"] + [o for o in opts.split(",") if o]
-    return Mount(path, "tmpfs", "tmpfs", tuple(options))
 
 
 def merge_command(
@@ -137,18 +117,32 @@ class Containers:
     # -- create --------------------------------------------------------------------
 
     def create(self, opts: RunOptions) -> ContainerRecord:
+        """Check everything that can be wrong first (image, name, mount specs), then make
+        the record, the overlay rootfs, volumes and bundle; a failure leaves nothing."""
+        requests = [
+            *(parse_volume(v) for v in opts.binds),
+            *(parse_mount(m) for m in opts.mounts),
+            *(parse_tmpfs(t) for t in opts.tmpfs),
+        ]
+        policy = parse_restart(opts.restart)
+        if opts.auto_remove and policy.name != "no":
+            raise InvalidArgument("Conflicting options: --restart and --rm")
+        if opts.name is not None and not _valid_name(opts.name):
+            raise InvalidArgument(
+                f"Invalid container name ({opts.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )
         image = find_image(self.store, opts.image)
         cfg = image.config.config
         argv = merge_command(cfg.entrypoint, cfg.cmd, opts.entrypoint, opts.command)
         if not argv:
             raise ContainerError("no command specified")
+        taken = {r.target for r in requests}
+        requests += [MountRequest("volume", os.path.normpath(v)) for v in cfg.volumes or ()
+                     if os.path.normpath(v) not in taken]  # fmt: skip
+        for req in requests:
+            if req.kind == "bind" and not os.path.exists(req.source):
+                os.makedirs(req.source, exist_ok=True)  # docker creates a missing -v source
         name = opts.name or self.records.unique_name()
-        if opts.name is not None and not _valid_name(opts.name):
-            raise InvalidArgument(
-                f"Invalid container name ({opts.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-            )
-        binds = [parse_bind(b) for b in opts.binds]
-        tmpfs = [parse_tmpfs(t) for t in opts.tmpfs]
         container_id = new_id()
         chain_ids = [str(c) for c in image.config.chain_ids]
         lease = self.store.leases.create(
@@ -168,6 +162,27 @@ class Containers:
             chain_ids=tuple(chain_ids),
             labels=dict(opts.labels),
             config=cfg.to_json(),
+            restart_policy=opts.restart,
+            tty=opts.tty,
+            interactive=opts.interactive,
+            network=opts.network,
+            host_config={
+                "Binds": list(opts.binds) or None,
+                "NetworkMode": "default" if opts.network == "private" else opts.network,
+                "RestartPolicy": {"Name": policy.name, "MaximumRetryCount": policy.limit},
+                "AutoRemove": opts.auto_remove,
+                "Privileged": opts.privileged,
+                "ReadonlyRootfs": opts.read_only,
+                "CapAdd": list(opts.cap_add) or None,
+                "CapDrop": list(opts.cap_drop) or None,
+                "Memory": opts.resources.memory or 0,
+                "NanoCpus": int((opts.resources.cpus or 0) * 1e9),
+                "PidsLimit": opts.resources.pids,
+                "Dns": list(opts.dns),
+                "ExtraHosts": list(opts.add_hosts) or None,
+                "Init": opts.init,
+                "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in opts.tmpfs} or None,
+            },
         )
         try:
             self.records.add(record)
@@ -175,15 +190,19 @@ class Containers:
             lease.release()
             raise
         try:
-            self._prepare(record, image, opts, binds + tmpfs)
+            record = self._prepare(record, image, opts, requests)
         except BaseException:
             self._cleanup(record)
             raise
         return record
 
     def _prepare(
-        self, record: ContainerRecord, image: Any, opts: RunOptions, mounts: list[Mount]
-    ) -> None:
+        self,
+        record: ContainerRecord,
+        image: Any,
+        opts: RunOptions,
+        requests: list[MountRequest],
+    ) -> ContainerRecord:
         cdir = self.dir(record.id)
         for sub in ("upper", "work", "rootfs"):
             (cdir / sub).mkdir(parents=True, exist_ok=True)
@@ -193,6 +212,10 @@ class Containers:
         )
         cfg = image.config.config
         rootfs = cdir / "rootfs"
+        mounts, named, anonymous = self._volume_mounts(rootfs, requests)
+        record = self.records.set_state(
+            record, volumes=tuple(named + anonymous), anonymous_volumes=tuple(anonymous)
+        )
         user = resolve_user(rootfs, opts.user if opts.user is not None else (cfg.user or "root"))
         hostname = opts.hostname or (
             os.uname().nodename if opts.network == "host" else record.id[:12]
@@ -201,6 +224,8 @@ class Containers:
         keys = {e.split("=", 1)[0] for e in env}
         if "HOSTNAME" not in keys:
             env.insert(1, f"HOSTNAME={hostname}")
+        if opts.tty and "TERM" not in keys:
+            env.append("TERM=xterm")
         if "HOME" not in keys:
             env.append(f"HOME={user.home or '/'}")
         cwd = opts.workdir or cfg.working_dir or "/"
@@ -211,17 +236,22 @@ class Containers:
         _mkdir_in_rootfs(rootfs, cwd)
         path_env = next((e[5:] for e in env if e.startswith("PATH=")), "")
         check_executable(rootfs, record.argv[0], path_env, cwd)
+        args = record.argv
+        if opts.init:
+            args = (INIT_PATH, "--", *args)
+            mounts.append(Mount(INIT_PATH, find_init(), "bind", ("rbind", "ro")))
         etc_mounts = self._etc_files(cdir, hostname, opts)
         spec = build_spec(
             SpecOptions(
                 rootfs=str(rootfs),
-                args=record.argv,
+                args=args,
                 env=env,
                 cwd=cwd,
                 uid=user.uid,
                 gid=user.gid,
                 additional_gids=user.additional_gids,
                 hostname=hostname,
+                terminal=opts.tty,
                 readonly_rootfs=opts.read_only,
                 network=opts.network,
                 mounts=[*etc_mounts, *mounts],
@@ -230,10 +260,41 @@ class Containers:
                 privileged=opts.privileged,
                 no_new_privileges=opts.no_new_privileges,
                 resources=opts.resources,
+                cgroups_path=cgroups_path(record.id),
                 annotations={"io.pallet.container.name": record.name},
             )
         )
         self.runtime.write_bundle(cdir / "bundle", spec)
+        return record
+
+    def _volume_mounts(
+        self, rootfs: Path, requests: list[MountRequest]
+    ) -> tuple[list[Mount], list[str], list[str]]:
+        """OCI mounts for the requests; volumes are created (and seeded) as needed."""
+        from pallet.runtime.volumes import Volumes, seed
+
+        volumes = Volumes(self.store)
+        mounts: list[Mount] = []
+        named: list[str] = []
+        anonymous: list[str] = []
+        for req in requests:
+            mode = "ro" if req.readonly else "rw"
+            if req.kind == "tmpfs":
+                opts = ("nosuid", "nodev", "noexec", *req.options) + (
+                    ("ro",) if req.readonly else ()
+                )
+                mounts.append(Mount(req.target, "tmpfs", "tmpfs", opts))
+                continue
+            if req.kind == "bind":
+                mounts.append(Mount(req.target, req.source, "bind", ("rbind", mode)))
+                continue
+            volume, _ = volumes.create(req.source or None)
+            (named if req.source else anonymous).append(volume.name)
+            image_path = _resolve_in_rootfs(rootfs, req.target)
+            if image_path is not None and image_path.exists():
+                seed(volume.mountpoint, image_path)
+            mounts.append(Mount(req.target, str(volume.mountpoint), "bind", ("rbind", mode)))
+        return mounts, named, anonymous
 
     def _etc_files(self, cdir: Path, hostname: str, opts: RunOptions) -> list[Mount]:
         hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -271,10 +332,30 @@ class Containers:
         stdin: int | IO[Any] | None,
         stdout: int | IO[Any] | None,
         stderr: int | IO[Any] | None,
+        on_started: Callable[[], None] | None = None,
     ) -> int:
-        """Start the container and wait for it: the monitor's work. Returns the exit code
-        (125/126/127 when it could not be started, as docker)."""
+        """Start the container and wait for it, restarting it as its policy says: the
+        monitor's work. Returns the exit code (125/126/127 when it could not be started)."""
         _become_subreaper()
+        policy = parse_restart(record.restart_policy)
+        record = self.records.set_state(record, stop_requested=False)
+        while True:
+            status = self._run_once(record, stdin, stdout, stderr, on_started)
+            on_started = None
+            record = self.records.get(record.id)
+            if not policy.should_restart(status, record.restart_count, record.stop_requested):
+                return status
+            time.sleep(min(0.1 * 2**record.restart_count, 2.0))  # docker's growing delay
+            record = self.records.set_state(record, restart_count=record.restart_count + 1)
+
+    def _run_once(
+        self,
+        record: ContainerRecord,
+        stdin: int | IO[Any] | None,
+        stdout: int | IO[Any] | None,
+        stderr: int | IO[Any] | None,
+        on_started: Callable[[], None] | None,
+    ) -> int:
         cdir = self.dir(record.id)
         pid_file = cdir / "init.pid"
         pid_file.unlink(missing_ok=True)
@@ -282,28 +363,20 @@ class Containers:
         # a pipe on stderr would be held open by the container and never reach EOF.
         runtime_log = cdir / "runtime.log"
         runtime_log.unlink(missing_ok=True)
+        bundle = str(cdir / "bundle")
+        if record.tty:
+            return self._run_tty(record, bundle, pid_file, runtime_log, on_started)
         proc = subprocess.run(
             self.runtime.command_with_log(
-                runtime_log,
-                "create", "--bundle", str(cdir / "bundle"), "--pid-file", str(pid_file), record.id,
+                runtime_log, "create", "--bundle", bundle, "--pid-file", str(pid_file), record.id
             ),
             stdin=stdin,
             stdout=stdout,
             stderr=stderr,
             check=False,
-        )  # fmt: skip
+        )
         if proc.returncode != 0:
-            message = _runtime_message(runtime_log)
-            code = (
-                127
-                if ("no such file" in message or "not found" in message)
-                else 126
-                if "permission denied" in message
-                else 125
-            )
-            self.runtime.delete(record.id)
-            self.records.set_state(record, state="exited", exit_code=code, finished=now())
-            raise ContainerError(message, code)
+            self._failed_to_start(record, runtime_log)
         pid = int(pid_file.read_text().strip())
         record = self.records.set_state(
             record, state="running", pid=pid, monitor_pid=os.getpid(), started=now()
@@ -316,9 +389,9 @@ class Containers:
             check=False,
         )
         if started.returncode != 0:
-            self.runtime.delete(record.id)
-            self.records.set_state(record, state="exited", exit_code=125, finished=now())
-            raise ContainerError(_runtime_message(runtime_log))
+            self._failed_to_start(record, runtime_log, 125)
+        if on_started is not None:
+            on_started()
         forward = _forward_signals(self.runtime, record.id)
         try:
             status = _wait_for(pid)
@@ -328,6 +401,82 @@ class Containers:
         self.runtime.delete(record.id)
         self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
         return status
+
+    def _run_tty(
+        self,
+        record: ContainerRecord,
+        bundle: str,
+        pid_file: Path,
+        runtime_log: Path,
+        on_started: Callable[[], None] | None,
+    ) -> int:
+        """``-t``: runc in the foreground receives the pty master over its console socket,
+        puts our terminal in raw mode, copies both ways and keeps the window size in sync
+        (SIGWINCH); Ctrl-C and Ctrl-D travel as bytes to the container's terminal."""
+        proc = subprocess.Popen(
+            self.runtime.command_with_log(
+                runtime_log, "run", "--bundle", bundle, "--pid-file", str(pid_file), record.id
+            )
+        )
+        while not pid_file.exists() and proc.poll() is None:
+            time.sleep(0.005)
+        pid = 0
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text().strip())
+        if pid:
+            record = self.records.set_state(
+                record, state="running", pid=pid, monitor_pid=os.getpid(), started=now()
+            )
+            if on_started is not None:
+                on_started()
+        status = proc.wait()
+        if not pid:
+            self._failed_to_start(record, runtime_log)
+        self.runtime.delete(record.id)
+        self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
+        return status
+
+    def _failed_to_start(
+        self, record: ContainerRecord, runtime_log: Path, code: int | None = None
+    ) -> NoReturn:
+        message = _runtime_message(runtime_log)
+        if code is None:
+            code = (
+                127
+                if ("no such file" in message or "not found" in message)
+                else 126
+                if "permission denied" in message
+                else 125
+            )
+        self.runtime.delete(record.id)
+        self.records.set_state(record, state="exited", exit_code=code, finished=now(), pid=0)
+        raise ContainerError(message, code)
+
+    def start_detached(self, record: ContainerRecord) -> None:
+        """Start under a detached monitor (``run -d``, ``start``) and return once the
+        container runs, or raise what kept it from starting."""
+        log = self.dir(record.id) / "container.log"
+        ready_r, ready_w = os.pipe()
+        try:
+            subprocess.Popen(
+                [sys.executable, "-m", "pallet.runtime.container",
+                 str(self.store.root), record.id, str(log), str(ready_w)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=(ready_w,),
+            )  # fmt: skip
+        finally:
+            os.close(ready_w)
+        with os.fdopen(ready_r, "rb") as ready:
+            answer = ready.read().decode(errors="replace").strip()
+        if answer == "ok":
+            return
+        code_text, _, message = answer.partition(" ")
+        if not code_text.isdigit():
+            raise ContainerError(f"the monitor of container {record.id[:12]} failed to start it")
+        raise ContainerError(message, int(code_text))
 
     # -- inspect / remove ----------------------------------------------------------
 
@@ -343,7 +492,7 @@ class Containers:
             return "running", None
         return "exited", record.exit_code if record.exit_code is not None else 255
 
-    def remove(self, name: str, *, force: bool = False) -> ContainerRecord:
+    def remove(self, name: str, *, force: bool = False, volumes: bool = False) -> ContainerRecord:
         record = self.records.get(name)
         state, _ = self.true_state(record)
         if state == "running":
@@ -355,7 +504,16 @@ class Containers:
             self.runtime.kill(record.id, "KILL", all_processes=True)
             if record.pid:
                 _wait_gone(record.pid)
+            if record.monitor_pid:
+                _wait_gone(record.monitor_pid, 2.0)  # let it record the exit first
         self._cleanup(record)
+        if volumes:
+            from pallet.runtime.volumes import Volumes
+
+            vols = Volumes(self.store)
+            for name in record.anonymous_volumes:
+                with contextlib.suppress(PalletError, OSError):
+                    vols.remove(name)
         return record
 
     def _cleanup(self, record: ContainerRecord) -> None:
@@ -494,8 +652,6 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_gone(pid: int, timeout: float = 10.0) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
@@ -524,19 +680,82 @@ def _forward_signals(runtime: OCIRuntime, container_id: str) -> dict[signal.Sign
 
 
 def monitor_main(argv: list[str]) -> None:
-    """Entry of a detached monitor: ``python -m pallet.runtime.container ROOT ID LOG``."""
-    root, container_id, log = argv
+    """Entry of a detached monitor: ``python -m pallet.runtime.container ROOT ID LOG FD``;
+    it writes ``ok`` or ``CODE message`` to FD once the container runs or failed."""
+    root, container_id, log, ready_fd = argv
+    ready: int | None = int(ready_fd)
     store = Store.open(Path(root))
     containers = Containers(store)
     record = containers.records.get(container_id)
-    with open(log, "ab", buffering=0) as out:
-        try:
-            containers.run_monitored(record, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        except PalletError as exc:
-            out.write(f"error: {exc}\n".encode())
-    record = containers.records.get(container_id)
-    if record.auto_remove:
-        containers.remove(container_id, force=True)
+    writer = LogWriter(Path(log))
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    writer.pump(out_r, "stdout")
+    writer.pump(err_r, "stderr")
+
+    def started() -> None:
+        nonlocal ready
+        if ready is not None:
+            os.write(ready, b"ok\n")
+            os.close(ready)
+            ready = None
+
+    try:
+        containers.run_monitored(
+            record, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, on_started=started
+        )
+    except PalletError as exc:
+        writer.write("stderr", f"error: {exc}\n".encode())
+        if ready is not None:
+            code = exc.exit_code if isinstance(exc, ContainerError) else 125
+            os.write(ready, f"{code} {exc}\n".encode())
+            os.close(ready)
+            ready = None
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+        writer.close()
+        if ready is not None:
+            os.close(ready)
+    with contextlib.suppress(PalletError):  # rm -f may have taken it already
+        if containers.records.get(container_id).auto_remove:
+            containers.remove(container_id, force=True, volumes=True)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    name: str  # no, always, unless-stopped, on-failure
+    limit: int = 0  # on-failure:N, 0 = unlimited
+
+    def should_restart(self, status: int, count: int, stopped: bool) -> bool:
+        if stopped or self.name == "no":
+            return False
+        if self.name == "on-failure":
+            return status != 0 and (self.limit == 0 or count < self.limit)
+        return True
+
+
+def parse_restart(text: str) -> RestartPolicy:
+    name, _, limit = text.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure") or (
+        limit and (name != "on-failure" or not limit.isdigit())
+    ):
+        raise InvalidArgument(f"invalid restart policy '{text}'")
+    return RestartPolicy(name, int(limit or 0))
+
+
+def cgroups_path(container_id: str) -> str:
+    """One cgroup per container under a ``pallet`` parent, in every v1 controller."""
+    return f"/pallet/{container_id}"
+
+
+def find_init() -> str:
+    """A small static init for ``--init`` (reaps zombies, forwards signals), as Docker's tini."""
+    for candidate in ("catatonit", "tini-static", "tini", "docker-init"):
+        path = shutil.which(candidate)
+        if path:
+            return path
+    raise ContainerError("--init needs catatonit or tini installed on the host")
 
 
 if __name__ == "__main__":

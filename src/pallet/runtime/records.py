@@ -50,6 +50,15 @@ class ContainerRecord:
     chain_ids: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # the image config's container config
+    restart_policy: str = "no"  # no, always, unless-stopped, on-failure[:N]
+    restart_count: int = 0
+    stop_requested: bool = False  # set by stop/kill so a restart policy lets it rest
+    tty: bool = False
+    interactive: bool = False
+    network: str = "private"
+    volumes: tuple[str, ...] = ()  # named and anonymous volumes this container mounts
+    anonymous_volumes: tuple[str, ...] = ()
+    host_config: dict[str, Any] = field(default_factory=dict)  # what inspect shows
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -58,8 +67,10 @@ class ContainerRecord:
     def from_json(cls, text: str) -> ContainerRecord:
         doc = json.loads(text)
         doc["argv"] = tuple(doc.get("argv", ()))
-        doc["chain_ids"] = tuple(doc.get("chain_ids", ()))
-        return cls(**doc)
+        for key in ("chain_ids", "volumes", "anonymous_volumes"):
+            doc[key] = tuple(doc.get(key, ()))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in doc.items() if k in known})
 
 
 def new_id() -> str:
@@ -124,9 +135,30 @@ class ContainerRecords:
         return f"{generated_name()}_{secrets.token_hex(3)}"
 
     def set_state(self, record: ContainerRecord, **changes: Any) -> ContainerRecord:
-        updated = replace(record, **changes)
-        self.update(updated)
+        """Change fields of the stored record (re-read in the same transaction, so a rename
+        or stop request made by another process is not overwritten by a stale copy)."""
+        with self.store.state.connect() as db:
+            row = db.execute("SELECT record FROM containers WHERE id = ?", (record.id,)).fetchone()
+            current = ContainerRecord.from_json(row[0]) if row else record
+            updated = replace(current, **changes)
+            if row:
+                db.execute(
+                    "UPDATE containers SET name = ?, record = ? WHERE id = ?",
+                    (updated.name, updated.to_json(), updated.id),
+                )
         return updated
+
+    def rename(self, name_or_id: str, new_name: str) -> ContainerRecord:
+        record = self.get(name_or_id)
+        with self.store.state.connect() as db:
+            taken = db.execute("SELECT id FROM containers WHERE name = ?", (new_name,)).fetchone()
+            if taken:
+                raise Conflict(
+                    f'Conflict. The container name "/{new_name}" is already in use by '
+                    f'container "{taken[0]}". You have to remove (or rename) that container '
+                    "to be able to reuse that name."
+                )
+        return self.set_state(record, name=new_name)
 
 
 def now() -> float:

@@ -1,0 +1,167 @@
+"""Container commands acting on existing containers: stop, kill, restart, wait, rename,
+exec, container prune, and the ``pallet container ...`` group."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+import click
+
+from pallet.cli.container_cmd import _containers
+from pallet.errors import PalletError
+
+
+def _each(names: Sequence[str], action: Callable[[str], object], echo: bool = True) -> None:
+    """Apply ``action`` to every name as docker does: go on after an error, fail at the end."""
+    errors = []
+    for name in names:
+        try:
+            action(name)
+            if echo:
+                click.echo(name)
+        except PalletError as exc:
+            errors.append(str(exc))
+    if errors:
+        for message in errors[:-1]:
+            click.echo(f"error: {message}", err=True)
+        raise PalletError(errors[-1])
+
+
+@click.command("stop")
+@click.option("-t", "--time", "--timeout", "timeout", type=int, default=None,
+              help="Seconds to wait before killing (default 10).")  # fmt: skip
+@click.option("-s", "--signal", "signal_name", default=None)
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def stop_cmd(
+    ctx: click.Context, timeout: int | None, signal_name: str | None, names: tuple[str, ...]
+) -> None:
+    """Stop containers: STOPSIGNAL (SIGTERM), then SIGKILL after the timeout."""
+    from pallet.runtime.control import stop
+
+    containers = _containers(ctx)
+    _each(names, lambda n: stop(containers, n, timeout, signal_name))
+
+
+@click.command("kill")
+@click.option("-s", "--signal", "signal_name", default="KILL")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def kill_cmd(ctx: click.Context, signal_name: str, names: tuple[str, ...]) -> None:
+    """Send a signal (SIGKILL by default) to running containers."""
+    from pallet.runtime.control import kill
+
+    containers = _containers(ctx)
+    _each(names, lambda n: kill(containers, n, signal_name))
+
+
+@click.command("restart")
+@click.option("-t", "--time", "--timeout", "timeout", type=int, default=None)
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def restart_cmd(ctx: click.Context, timeout: int | None, names: tuple[str, ...]) -> None:
+    """Stop then start containers."""
+    from pallet.runtime.control import stop
+
+    containers = _containers(ctx)
+
+    def restart(name: str) -> None:
+        stop(containers, name, timeout)
+        containers.start_detached(containers.records.get(name))
+
+    _each(names, restart)
+
+
+@click.command("wait")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def wait_cmd(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Block until containers stop, then print their exit codes."""
+    from pallet.runtime.control import wait
+
+    containers = _containers(ctx)
+    _each(names, lambda n: click.echo(wait(containers, n)), echo=False)
+
+
+@click.command("rename")
+@click.argument("old")
+@click.argument("new")
+@click.pass_context
+def rename_cmd(ctx: click.Context, old: str, new: str) -> None:
+    """Rename a container."""
+    from pallet.runtime.container import _valid_name
+
+    if not _valid_name(new):
+        raise PalletError(
+            f"Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )
+    _containers(ctx).records.rename(old, new)
+
+
+@click.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-i", "--interactive", is_flag=True)
+@click.option("-t", "--tty", is_flag=True)
+@click.option("-d", "--detach", is_flag=True)
+@click.option("-e", "--env", "env", multiple=True)
+@click.option("-u", "--user", default=None)
+@click.option("-w", "--workdir", default=None)
+@click.argument("name")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_cmd(ctx: click.Context, interactive: bool, tty: bool, detach: bool,
+             env: tuple[str, ...], user: str | None, workdir: str | None, name: str,
+             command: tuple[str, ...]) -> None:  # fmt: skip
+    """Run a command in a running container."""
+    from pallet.runtime.control import exec_in
+
+    containers = _containers(ctx)
+    code = exec_in(
+        containers, name, command, env=env, user=user, workdir=workdir,
+        tty=tty and not detach and sys.stdin.isatty(), interactive=interactive,
+        detach=detach, stdin=sys.stdin,
+    )  # fmt: skip
+    sys.exit(code)
+
+
+@click.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.pass_context
+def prune_cmd(ctx: click.Context, force: bool) -> None:
+    """Remove all stopped containers."""
+    if not force and sys.stdin.isatty():
+        click.confirm(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+            abort=True,
+        )
+    containers = _containers(ctx)
+    removed = []
+    for record in containers.records.all():
+        if containers.true_state(record)[0] != "running":
+            containers.remove(record.id)
+            removed.append(record.id)
+    if removed:
+        click.echo("Deleted Containers:")
+        for cid in removed:
+            click.echo(cid)
+        click.echo("")
+    click.echo("Total reclaimed space: 0B")
+
+
+@click.group("container")
+def container_group() -> None:
+    """Manage containers."""
+
+
+def register(group: click.Group) -> None:
+    from pallet.cli import container_cmd, container_fs_cmd
+
+    commands = (stop_cmd, kill_cmd, restart_cmd, wait_cmd, rename_cmd, exec_cmd)
+    for command in commands:
+        group.add_command(command)
+    for command in (*commands, *container_fs_cmd.COMMANDS, *container_cmd.COMMANDS):
+        container_group.add_command(command)
+    container_group.add_command(container_cmd.ps_cmd, "ls")
+    container_group.add_command(prune_cmd)
+    group.add_command(container_group)
+    container_fs_cmd.register(group)

@@ -1,0 +1,180 @@
+"""A container's filesystem seen from outside: diff, cp, export, commit."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import stat
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from pallet.errors import InvalidArgument, NotFound
+from pallet.runtime.container import Containers, _resolve_in_rootfs
+from pallet.runtime.records import ContainerRecord
+
+# Files the runtime creates as mount points; Docker keeps them in its init layer, out of diff.
+_MOUNT_POINTS = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/dev", "/proc", "/sys"}
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # A, C or D
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.path}"
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _in_lower(lowers: Sequence[Path], rel: str) -> bool:
+    return any(os.path.lexists(lower / rel) for lower in lowers)
+
+
+def diff(containers: Containers, record: ContainerRecord) -> list[Change]:
+    """Walk the writable layer: whiteouts are deletions, paths absent below are additions,
+    the rest changes (a directory only when something under it changed, as Docker shows)."""
+    upper = containers.dir(record.id) / "upper"
+    lowers = [containers.store.snapshots.path(c) for c in record.chain_ids]  # type: ignore[arg-type]
+    found: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(upper):
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, upper)
+            path = "/" + rel
+            st = os.lstat(full)
+            if _is_whiteout(st):
+                found[path] = "D"
+            elif path in _MOUNT_POINTS and not _in_lower(lowers, rel):
+                continue
+            elif _in_lower(lowers, rel):
+                found[path] = "C"
+            else:
+                found[path] = "A"
+        dirnames.sort()
+    keep: dict[str, str] = {}
+    for path, kind in found.items():
+        if kind == "C" and os.path.isdir(upper / path[1:]) and not os.path.islink(upper / path[1:]):
+            prefix = path + "/"
+            if not any(p.startswith(prefix) for p in found):
+                continue
+        keep[path] = kind
+    return [Change(kind, path) for path, kind in sorted(keep.items())]
+
+
+def _container_path(containers: Containers, record: ContainerRecord, path: str) -> Path:
+    rootfs = containers.dir(record.id) / "rootfs"
+    if not os.path.ismount(rootfs):
+        raise InvalidArgument(f"container {record.name} has no mounted filesystem")
+    resolved = _resolve_in_rootfs(rootfs, path if path.startswith("/") else "/" + path)
+    if resolved is None:
+        raise NotFound(f"Could not find the file {path} in container {record.name}")
+    return resolved
+
+
+def copy_out(
+    containers: Containers, record: ContainerRecord, src: str, dest: str | BinaryIO
+) -> None:
+    """``cp CTR:SRC DEST`` (DEST ``-`` = a tar stream on stdout)."""
+    source = _container_path(containers, record, src)
+    if not os.path.lexists(source):
+        raise NotFound(f"Could not find the file {src} in container {record.name}")
+    name = os.path.basename(os.path.normpath(src)) or "."
+    if not isinstance(dest, str):
+        with tarfile.open(fileobj=dest, mode="w|") as tar:
+            tar.add(source, arcname=name)
+        return
+    target = Path(dest)
+    if target.is_dir():
+        target = target / name
+    if source.is_dir() and not source.is_symlink():
+        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+    else:
+        shutil.copy2(source, target, follow_symlinks=False)
+
+
+def copy_in(
+    containers: Containers, record: ContainerRecord, src: str | BinaryIO, dest: str
+) -> None:
+    """``cp SRC CTR:DEST`` (SRC ``-`` = a tar stream on stdin, extracted into DEST)."""
+    target = _container_path(containers, record, dest)
+    if not isinstance(src, str):
+        if not target.is_dir():
+            raise InvalidArgument(f"destination {dest} must be a directory for a tar stream")
+        with tarfile.open(fileobj=src, mode="r|*") as tar:
+            tar.extractall(target, filter="data")  # refuses members escaping the target
+        return
+    source = Path(src)
+    if not os.path.lexists(source):
+        raise NotFound(f"lstat {src}: no such file or directory")
+    if target.is_dir():
+        target = target / source.name
+    elif not target.parent.is_dir():
+        raise NotFound(
+            f"Could not find the file {os.path.dirname(dest)} in container {record.name}"
+        )
+    if source.is_dir() and not source.is_symlink():
+        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+    else:
+        shutil.copy2(source, target, follow_symlinks=False)
+
+
+def export(containers: Containers, record: ContainerRecord, out: BinaryIO) -> None:
+    """The merged root filesystem as one tar stream."""
+    from pallet.layer.writer import write_tar
+
+    rootfs = containers.dir(record.id) / "rootfs"
+    if not os.path.ismount(rootfs):
+        raise InvalidArgument(f"container {record.name} has no mounted filesystem")
+    write_tar(rootfs, out)
+
+
+def commit(
+    containers: Containers,
+    record: ContainerRecord,
+    *,
+    names: Sequence[str] = (),
+    changes: Sequence[str] = (),
+    message: str = "",
+    author: str = "",
+) -> str:
+    """The container's writable layer on top of its image, as a new image; its ID."""
+    from pallet.dockerfile.plan import apply_changes
+    from pallet.images.compose import layer_from_dir, now_timestamp, write_image
+    from pallet.images.lookup import find_image
+    from pallet.oci.config import History
+    from pallet.oci.platform import host_platform
+
+    store = containers.store
+    image = find_image(store, record.image_id)
+    config = image.config
+    container_config = config.config
+    if changes:
+        container_config = apply_changes(container_config, changes, host_platform())
+    upper = containers.dir(record.id) / "upper"
+    with store.lease() as lease:
+        desc, info = layer_from_dir(store, lease, upper, overlay=True)
+        created = now_timestamp()
+        history = History(
+            created=created,
+            created_by=" ".join(record.argv),
+            author=author,
+            comment=message,
+        )
+        new_config = dataclasses.replace(
+            config,
+            raw=None,
+            created=created,
+            author=author or config.author,
+            config=container_config,
+            diff_ids=(*config.diff_ids, info.diff_id),
+            history=(*config.history, history),
+        )
+        write_image(store, lease, new_config, [*image.manifest.layers, desc], names)
+    return str(new_config.digest)

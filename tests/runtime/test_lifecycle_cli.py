@@ -1,0 +1,111 @@
+"""create/start/stop/kill/restart/wait/rename/exec/inspect/prune/logs through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from pallet_cli import Pallet
+
+pytestmark = [pytest.mark.root, pytest.mark.runtime, pytest.mark.overlay]
+
+# A container that ignores SIGTERM: only SIGKILL ends it.
+STUBBORN = ["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"]
+
+
+def _wait_for_log(pallet: Pallet, name: str, text: str) -> None:
+    for _ in range(100):
+        if text in pallet("logs", name).stdout:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in the logs of {name}")
+
+
+def test_create_start_stop_timeout_wait_inspect(pallet: Pallet) -> None:
+    cid = pallet("create", "--name", "stubborn", "busybox", *STUBBORN).stdout.strip()
+    assert pallet("ps", "-a", "--filter", "status=created", "-q").stdout.strip() == cid[:12]
+    assert pallet("start", "stubborn").stdout.strip() == "stubborn"
+    doc = json.loads(pallet("inspect", "stubborn").stdout)[0]
+    assert doc["Id"] == cid and doc["Name"] == "/stubborn" and doc["State"]["Running"]
+    assert doc["State"]["Pid"] > 0 and doc["Config"]["Cmd"] == STUBBORN
+    # stop -t 1: SIGTERM is ignored, so SIGKILL ends it: 137 as docker
+    assert pallet("stop", "-t", "1", "stubborn").stdout.strip() == "stubborn"
+    assert pallet("wait", "stubborn").stdout.strip() == "137"
+    assert pallet("inspect", "-f", "{{.State.Status}}", "stubborn").stdout.strip() == "exited"
+    # restart brings it back under a new monitor; rename follows it
+    pallet("restart", "-t", "0", "stubborn")
+    assert pallet("ps", "-q").stdout.strip() == cid[:12]
+    pallet("rename", "stubborn", "renamed")
+    assert pallet("ps", "--format", "json").stdout.count('"Names": "renamed"') == 1
+    pallet("kill", "-s", "KILL", "renamed")
+    assert pallet("wait", "renamed").stdout.strip() == "137"
+    not_running = pallet("kill", "renamed", check=False)
+    assert not_running.returncode == 1 and "is not running" in not_running.stderr
+    assert pallet("container", "prune", "-f").stdout.splitlines()[:2] == [
+        "Deleted Containers:",
+        cid,
+    ]
+    assert pallet("ps", "-aq").stdout == ""
+    missing = pallet("inspect", "renamed", check=False)
+    assert missing.returncode == 1 and "renamed" in missing.stderr
+
+
+def test_stop_signal_of_the_image_and_kill_signal(pallet: Pallet) -> None:
+    handler = "trap 'echo got-$0; exit 5' {sig}; echo ready; while true; do sleep 0.1; done"
+    pallet("run", "-d", "--name", "usr1", "busybox", "sh", "-c", handler.format(sig="USR1"))
+    _wait_for_log(pallet, "usr1", "ready")
+    pallet("stop", "-s", "USR1", "usr1")
+    assert pallet("wait", "usr1").stdout.strip() == "5"
+    pallet("run", "-d", "--name", "hup", "busybox", "sh", "-c", handler.format(sig="HUP"))
+    _wait_for_log(pallet, "hup", "ready")
+    pallet("kill", "-s", "HUP", "hup")
+    assert pallet("wait", "hup").stdout.strip() == "5"
+
+
+def test_exec_env_user_workdir_detach_and_codes(pallet: Pallet) -> None:
+    pallet("run", "-d", "--name", "box", "-e", "FROM_RUN=1", "busybox", "sleep", "60")
+    out = pallet(
+        "exec", "-u", "nobody", "-w", "/tmp", "-e", "X=2", "box",
+        "sh", "-c", 'id -u; pwd; echo "$X $FROM_RUN"',
+    ).stdout.splitlines()  # fmt: skip
+    assert out == ["65534", "/tmp", "2 1"]
+    assert pallet("exec", "box", "sh", "-c", "exit 4", check=False).returncode == 4
+    assert pallet("exec", "box", "nope", check=False).returncode == 127
+    assert pallet("exec", "-i", "box", "cat", input="piped\n").stdout == "piped\n"
+    pallet("exec", "-d", "box", "sh", "-c", "echo bg > /tmp/detached")
+    for _ in range(50):
+        if pallet("exec", "box", "cat", "/tmp/detached", check=False).stdout == "bg\n":
+            break
+        time.sleep(0.05)
+    assert pallet("exec", "box", "cat", "/tmp/detached").stdout == "bg\n"
+    pallet("rm", "-f", "box")
+    gone = pallet("exec", "box", "true", check=False)
+    assert gone.returncode != 0 and "No such container: box" in gone.stderr
+
+
+def test_logs_streams_tail_timestamps_since_and_follow(pallet: Pallet) -> None:
+    script = "echo one; echo two >&2; echo three; sleep 0.5; echo late"
+    pallet("run", "-d", "--name", "talk", "busybox", "sh", "-c", script)
+    follow = pallet("logs", "-f", "talk")  # returns when the container ends
+    assert follow.stdout == "one\nthree\nlate\n" and follow.stderr == "two\n"
+    assert pallet("logs", "--tail", "1", "talk").stdout == "late\n"
+    stamped = pallet("logs", "-t", "talk").stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["one", "three", "late"]
+    assert all(line[:4].isdigit() and line.split(" ")[0].endswith("Z") for line in stamped)
+    assert pallet("logs", "--since", stamped[-1].split(" ")[0], "talk").stdout == "late\n"
+    assert pallet("logs", "--since", "1h", "talk").stdout.count("\n") == 3
+    assert pallet("logs", "--until", "1h", "talk").stdout == ""
+
+
+def test_restart_policy_on_failure(pallet: Pallet) -> None:
+    code = pallet(
+        "run", "--restart", "on-failure:2", "--name", "flaky", "busybox",
+        "sh", "-c", "echo run; exit 3", check=False,
+    ).returncode  # fmt: skip
+    assert code == 3
+    doc = json.loads(pallet("inspect", "flaky").stdout)[0]
+    assert doc["RestartCount"] == 2
+    conflict = pallet("run", "--rm", "--restart", "always", "busybox", "true", check=False)
+    assert conflict.returncode == 125 and "Conflicting options" in conflict.stderr
