@@ -62,6 +62,7 @@ def test_cache_survives_gc_until_builder_prune(store: Store, make_context: MakeC
     store.gc()  # the image is dangling (no tag); its layers are still build cache
     again = do_build(store, ctx)
     assert (again.cached_steps, again.executed_steps) == (3, 0)
+    assert again.image_id == first.image_id  # history times come from the cache
     assert BuildCache(store).prune() >= 3
     store.gc()
     after = do_build(store, ctx)

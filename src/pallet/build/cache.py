@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS build_cache (
     diff_id TEXT,
     chain_id TEXT,
     created REAL NOT NULL,
-    last_used REAL NOT NULL
+    last_used REAL NOT NULL,
+    history_created TEXT    -- the step's history time, reused on a hit (same image ID)
 );
 """
 
@@ -36,6 +37,7 @@ CREATE TABLE IF NOT EXISTS build_cache (
 class CacheEntry:
     layer: Descriptor | None
     diff_id: Digest | None
+    created: str | None = None  # history ``created`` of the step when it ran
 
 
 class BuildCache:
@@ -51,13 +53,13 @@ class BuildCache:
     def get(self, key: str) -> CacheEntry | None:
         with self.store.state.connect() as db:
             row = db.execute(
-                "SELECT layer, diff_id FROM build_cache WHERE key = ?", (key,)
+                "SELECT layer, diff_id, history_created FROM build_cache WHERE key = ?", (key,)
             ).fetchone()
             if row is None:
                 return None
             db.execute("UPDATE build_cache SET last_used = ? WHERE key = ?", (time.time(), key))
         if row[0] is None:
-            return CacheEntry(None, None)
+            return CacheEntry(None, None, row[2])
         try:
             layer = Descriptor.from_json(json.loads(row[0]))
             diff_id = Digest(row[1])
@@ -65,7 +67,7 @@ class BuildCache:
             return None
         if not self.store.has_blob(layer.digest):
             return None  # removed behind our back (builder prune racing): rebuild
-        return CacheEntry(layer, diff_id)
+        return CacheEntry(layer, diff_id, row[2])
 
     def put(
         self,
@@ -73,6 +75,7 @@ class BuildCache:
         layer: Descriptor | None,
         diff_id: Digest | None,
         chain_id: Digest | None,
+        created: str | None = None,
     ) -> None:
         if layer is not None and chain_id is not None:
             self.store.leases.get(LEASE_ID).add_all([layer.digest, chain_id])
@@ -80,7 +83,8 @@ class BuildCache:
         with self.store.state.connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO build_cache"
-                " (key, layer, diff_id, chain_id, created, last_used) VALUES (?, ?, ?, ?, ?, ?)",
+                " (key, layer, diff_id, chain_id, created, last_used, history_created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     json.dumps(layer.to_json()) if layer is not None else None,
@@ -88,6 +92,7 @@ class BuildCache:
                     str(chain_id) if chain_id else None,
                     now,
                     now,
+                    created,
                 ),
             )
 

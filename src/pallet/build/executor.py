@@ -76,6 +76,14 @@ class StageResult:
     key: str
 
 
+@dataclass(frozen=True)
+class StepOutcome:
+    fs: FsState
+    key: str
+    empty: bool  # the step made no layer
+    created: str  # its history time: when it ran (a cache hit keeps the first run's)
+
+
 @dataclass
 class Counters:
     cached: int = 0
@@ -198,6 +206,9 @@ class StageRunner:
         self.progress.done(number)
         use_cache = not self.options.no_cache and not self._filtered(stage)
         position = 1
+        # BuildKit dates a metadata step like the layer before it, and the image like
+        # its last step, so an unchanged rebuild gives the same image ID
+        last = self.created if self.epoch is not None else (image.created or self.created)
         for step in stage.steps:
             if self.cancel.is_set():
                 raise BuildError("build cancelled")
@@ -205,10 +216,11 @@ class StageRunner:
             if step.changes_filesystem:
                 position += 1
                 label = f"[{name} {position}/{total}] {_title(step)}"
-                fs, key, empty = self._fs_step(step, label, fs, key, use_cache)
+                outcome = self._fs_step(step, label, fs, key, use_cache)
+                fs, key, empty, last = outcome.fs, outcome.key, outcome.empty, outcome.created
             hist = history_entry(
                 step.created_by,
-                created=self.created,
+                created=last,
                 comment=HISTORY_COMMENT,
                 empty_layer=empty,
             )
@@ -217,7 +229,7 @@ class StageRunner:
             else:
                 image = image.with_layer(fs.diff_ids[-1], hist)
             image = image.replace(config=step.config)
-        image = image.replace(created=self.created, author=stage.author)
+        image = image.replace(created=last, author=stage.author)
         if not stage.steps:
             image = image.replace(config=stage.config)
         return StageResult(fs, image, key)
@@ -235,7 +247,7 @@ class StageRunner:
 
     def _fs_step(
         self, step: Step, label: str, fs: FsState, parent_key: str, use_cache: bool
-    ) -> tuple[FsState, str, bool]:
+    ) -> StepOutcome:
         number = self.progress.vertex(label)
         with ExitStack() as stack:
             inputs: dict[str, object] = {}
@@ -286,10 +298,11 @@ class StageRunner:
                     self.progress.cached(number)
                     with self._lock:
                         self.counters.cached += 1
+                    created = hit.created or self.created
                     if hit.layer is None or hit.diff_id is None:
-                        return fs, key, True
+                        return StepOutcome(fs, key, True, created)
                     self.lease.add(hit.layer.digest)
-                    return fs.plus(hit.layer, hit.diff_id), key, False
+                    return StepOutcome(fs.plus(hit.layer, hit.diff_id), key, False, created)
             with self._lock:
                 self.counters.executed += 1
             try:
@@ -300,13 +313,13 @@ class StageRunner:
                 self.progress.error(number, str(exc).removeprefix(f"{label}: "))
                 raise
         if result is None:
-            self.cache.put(layer_key, None, None, None)
+            self.cache.put(layer_key, None, None, None, self.created)
             self.progress.done(number)
-            return fs, key, True
+            return StepOutcome(fs, key, True, self.created)
         layer, diff_id, chain_id = result
-        self.cache.put(layer_key, layer, diff_id, chain_id)
+        self.cache.put(layer_key, layer, diff_id, chain_id, self.created)
         self.progress.done(number)
-        return fs.plus(layer, diff_id), key, False
+        return StepOutcome(fs.plus(layer, diff_id), key, False, self.created)
 
     def _source_tree(self, source: CopySource, stack: ExitStack) -> tuple[SourceTree, str]:
         if source.kind == "context":
