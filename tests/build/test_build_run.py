@@ -103,3 +103,21 @@ def test_required_secret_missing_fails_before_running(
     )
     with pytest.raises(BuildError, match="needs secret 'key'"):
         do_build(store, ctx)
+
+
+def test_bind_mounts_are_read_only_unless_rw(
+    store: Store, make_context: MakeContext, tmp_path: Path
+) -> None:
+    ctx = make_context(
+        {"data/f.txt": "original\n"},
+        "FROM busybox\n"
+        "RUN --mount=type=bind,source=data,target=/in "
+        "(echo x > /in/f.txt 2>/dev/null && echo wrote || echo refused) > /ro-result\n"
+        "RUN --mount=type=bind,source=data,target=/in,rw "
+        "echo changed > /in/f.txt && cat /in/f.txt > /rw-result\n",
+    )
+    result = do_build(store, ctx)
+    fs = rootfs_of(store, result, tmp_path / "fs")
+    assert (fs / "ro-result").read_text() == "refused\n"
+    assert (fs / "rw-result").read_text() == "changed\n"
+    assert (ctx / "data/f.txt").read_text() == "original\n"  # the context is never written

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pallet.build.fsops import Owner, make_dirs, secure_join
-from pallet.build.sources import SourceTree, clean
+from pallet.build.sources import ContextTree, SourceTree, clean
 from pallet.dockerfile.mounts import Mount as RunMount
 from pallet.dockerfile.plan import RunStep, Step
 from pallet.errors import BuildError, ContainerError
@@ -39,13 +39,6 @@ HOSTS = "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-
 #: what the runtime mounts by default: its mount points may need stubs in the rootfs
 _DEFAULT_TARGETS = ("/proc", "/dev", "/sys", "/etc/resolv.conf", "/etc/hosts")
 TAIL_LINES = 20
-
-
-@dataclass(frozen=True)
-class MountSource:
-    """Where a bind mount reads from: a tree, already resolved by the builder."""
-
-    tree: SourceTree
 
 
 @dataclass(frozen=True)
@@ -154,10 +147,15 @@ def _user_mounts(
             st = tree.stat(tree.resolve(rel)) if rel else tree.stat("")
             if st is None:
                 raise BuildError(f"{env.label}: --mount source {mount.source or '/'} not found")
+            real = tree.resolve(rel) if rel else ""
+            hidden = isinstance(tree, ContextTree) and tree.matcher is not None
+            if mount.readonly and not hidden:
+                # nothing to hide and nothing to write: the tree itself, read-only
+                out.append(Mount(target, str(tree.path(real)), "bind", ("rbind", "ro")))
+                continue
             # A private copy: what .dockerignore hides stays hidden, and rw writes vanish.
             copy_root = env.scratch / f"bind-{secrets.token_hex(6)}"
             copier = TreeCopier(CopyOptions())
-            real = tree.resolve(rel) if rel else ""
             prefix = len(real) + 1 if real else 0
             for rel_path, entry in tree.walk(real):
                 dst = copy_root / rel_path[prefix:] if rel_path != real else copy_root
