@@ -109,6 +109,11 @@ def test_rebuild_is_cached_and_one_change_reruns_from_its_reader(
     no_cache = api_build(no_cache=True)
     assert "CACHED" not in no_cache.values()
 
+    pruned = pallet_cli(store.root, "builder", "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert re.match(r"removed \d+ cache entries", pruned.stdout)
+    assert "CACHED" not in api_build().values()
+
 
 def test_failing_run_shows_step_exit_code_and_output_tail(
     store: Store, make_context: MakeContext
