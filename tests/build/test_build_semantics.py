@@ -177,3 +177,16 @@ MAINTAINER someone@example.com
         "RUN /bin/sh -c echo exec-form > /exec # buildkit",
         "SHELL [/bin/sh -ec]",
     ]
+
+
+def test_fifo_in_context_is_recreated_not_read(
+    store: Store, make_context: MakeContext, tmp_path: Path
+) -> None:
+    import stat
+
+    ctx = make_context({"dir/f.txt": "x"}, "FROM busybox\nCOPY dir /l/\n")
+    os.mkfifo(ctx / "dir" / "pipe")  # reading it would hang the build
+    result = do_build(store, ctx)
+    fs = rootfs_of(store, result, tmp_path / "fs")
+    assert stat.S_ISFIFO(os.lstat(fs / "l/pipe").st_mode)
+    assert (fs / "l/f.txt").read_text() == "x"

@@ -216,7 +216,10 @@ class StageRunner:
             if step.changes_filesystem:
                 position += 1
                 label = f"[{name} {position}/{total}] {_title(step)}"
-                outcome = self._fs_step(step, label, fs, key, use_cache)
+                try:
+                    outcome = self._fs_step(step, label, fs, key, use_cache)
+                except (OSError, ValueError) as exc:  # reading sources: name the step
+                    raise BuildError(f"{label}: {exc}") from exc
                 fs, key, empty, last = outcome.fs, outcome.key, outcome.empty, outcome.created
             hist = history_entry(
                 step.created_by,
@@ -312,6 +315,13 @@ class StageRunner:
             except BuildError as exc:
                 self.progress.error(number, str(exc).removeprefix(f"{label}: "))
                 raise
+            except (OSError, ValueError) as exc:
+                # e.g. a path the filesystem refuses: one line naming the step, no traceback
+                reason = getattr(exc, "strerror", None) or str(exc)
+                where = getattr(exc, "filename", None)
+                message = f"{reason}: {where}" if where else reason
+                self.progress.error(number, message)
+                raise BuildError(f"{label}: {message}") from exc
         if result is None:
             self.cache.put(layer_key, None, None, None, self.created)
             self.progress.done(number)
