@@ -141,6 +141,11 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
         for step in stage.steps:
             if step.copy is not None:
                 check_copy(step.copy, f"line {step.line}: {step.keyword}")
+            for mount in step.run.mounts if step.run is not None else ():
+                if mount.type not in ("bind", "cache", "tmpfs", "secret"):
+                    raise BuildError(
+                        f"line {step.line}: RUN --mount=type={mount.type} is not supported"
+                    )
     if os.geteuid() != 0 and any(s.changes_filesystem for st in plan.stages for s in st.steps):
         raise BuildError(
             "pallet build needs root for its filesystem steps (overlay mounts and an OCI "
