@@ -31,7 +31,7 @@ LAZY = {
     **dict.fromkeys(("run", "create", "start", "ps", "rm", "logs"), "pallet.cli.container_cmd"),
     **dict.fromkeys(
         (
-            *("stop", "kill", "restart", "wait", "rename", "exec", "container"),
+            *("stop", "kill", "restart", "wait", "rename", "exec", "container", "stats"),
             *("diff", "cp", "export", "commit"),
         ),
         "pallet.cli.container_life_cmd",

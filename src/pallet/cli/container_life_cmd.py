@@ -148,6 +148,51 @@ def prune_cmd(ctx: click.Context, force: bool) -> None:
     click.echo("Total reclaimed space: 0B")
 
 
+@click.command("stats")
+@click.option("-a", "--all", "show_all", is_flag=True)
+@click.option("--no-stream", is_flag=True, help="One sample, then exit.")
+@click.option("--format", "fmt", default=None)
+@click.argument("names", nargs=-1)
+@click.pass_context
+def stats_cmd(ctx: click.Context, show_all: bool, no_stream: bool, fmt: str | None,
+              names: tuple[str, ...]) -> None:  # fmt: skip
+    """Live CPU, memory and pids use of containers (from their cgroups)."""
+    import json
+    import time
+
+    from pallet.cli.table import echo_table
+    from pallet.runtime.stats import binary_size, cpu_percent, sample
+
+    containers = _containers(ctx)
+    records = [containers.records.get(n) for n in names] if names else containers.records.all()
+    while True:
+        live = [r for r in records if show_all or containers.true_state(r)[0] == "running"]
+        before = {r.id: sample(r.id) for r in live}
+        time.sleep(0.5)
+        rows = []
+        for r in live:
+            after = sample(r.id)
+            mem, limit = after.memory, after.memory_limit
+            rows.append({
+                "Container": r.id[:12], "ID": r.id[:12], "Name": r.name,
+                "CPUPerc": f"{cpu_percent(before[r.id], after):.2f}%",
+                "MemUsage": f"{binary_size(mem)} / {binary_size(limit)}",
+                "MemPerc": f"{100.0 * mem / limit if limit else 0.0:.2f}%",
+                "NetIO": "--", "BlockIO": "--", "PIDs": str(after.pids),
+            })  # fmt: skip
+        if fmt == "json":
+            for row in rows:
+                click.echo(json.dumps(row))
+        else:
+            headers = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"]
+            keys = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "PIDs"]
+            if not no_stream:
+                click.echo("\x1b[2J\x1b[H", nl=False)
+            echo_table(headers, [[row[k] for k in keys] for row in rows])
+        if no_stream:
+            return
+
+
 @click.group("container")
 def container_group() -> None:
     """Manage containers."""
@@ -156,7 +201,7 @@ def container_group() -> None:
 def register(group: click.Group) -> None:
     from pallet.cli import container_cmd, container_fs_cmd
 
-    commands = (stop_cmd, kill_cmd, restart_cmd, wait_cmd, rename_cmd, exec_cmd)
+    commands = (stop_cmd, kill_cmd, restart_cmd, wait_cmd, rename_cmd, exec_cmd, stats_cmd)
     for command in commands:
         group.add_command(command)
     for command in (*commands, *container_fs_cmd.COMMANDS, *container_cmd.COMMANDS):

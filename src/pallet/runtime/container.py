@@ -241,6 +241,9 @@ class Containers:
             args = (INIT_PATH, "--", *args)
             mounts.append(Mount(INIT_PATH, find_init(), "bind", ("rbind", "ro")))
         etc_mounts = self._etc_files(cdir, hostname, opts)
+        # the container's own cgroups, read-only, as docker shows them (limits visible inside)
+        cgroup_opts = ("nosuid", "noexec", "nodev", "relatime", "rw" if opts.privileged else "ro")
+        etc_mounts.append(Mount("/sys/fs/cgroup", "cgroup", "cgroup", cgroup_opts))
         spec = build_spec(
             SpecOptions(
                 rootfs=str(rootfs),

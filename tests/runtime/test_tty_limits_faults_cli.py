@@ -1,0 +1,147 @@
+"""-it through a pseudo-terminal, cgroup limits seen from inside, and faults: pallet
+SIGKILLed while its container runs, rm -f leaving no mount, cgroup or process behind."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from pallet_cli import Pallet
+
+pytestmark = [pytest.mark.root, pytest.mark.runtime, pytest.mark.overlay]
+
+
+def _read_until(fd: int, token: bytes, timeout: float = 10.0) -> bytes:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while token not in buf and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    assert token in buf, f"{token!r} not in {buf!r}"
+    return buf
+
+
+def _set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def test_run_it_through_a_pty(pallet: Pallet) -> None:
+    master, slave = os.openpty()
+    _set_size(slave, 33, 101)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pallet", "--root", str(pallet.root), "run", "--rm", "-it",
+         "busybox", "sh"],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        _read_until(master, b"# ")
+        os.write(master, b"stty size; tty; sleep 30\r")
+        _read_until(master, b"33 101\r\n/dev/pts/0")  # our size, a real terminal inside
+        os.write(master, b"\x03")  # Ctrl-C interrupts the sleep, not pallet
+        _read_until(master, b"# ")
+        _set_size(master, 40, 120)  # the window grows: the container follows
+        time.sleep(0.2)
+        os.write(master, b"stty size\r")
+        _read_until(master, b"40 120")
+        os.write(master, b"echo $TERM\r")
+        _read_until(master, b"xterm")
+        os.write(master, b"\x04")  # Ctrl-D at the prompt ends the shell: exit 0
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert pallet("ps", "-aq").stdout == ""
+
+
+def test_limits_visible_inside_and_in_stats(pallet: Pallet) -> None:
+    script = (
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us "
+        "/sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/pids/pids.max"
+    )
+    out = pallet("run", "--rm", "-m", "64m", "--cpus", "0.5", "--pids-limit", "50",
+                 "busybox", "sh", "-c", script).stdout.split()  # fmt: skip
+    assert out == [str(64 << 20), "50000", "100000", "50"]
+    fork_bomb = "for i in $(seq 20); do sleep 5 & done 2>&1 | grep -c 'fork' || true"
+    capped = pallet("run", "--rm", "--pids-limit", "5", "busybox", "sh", "-c", fork_bomb)
+    assert int(capped.stdout.strip() or "0") >= 1  # forks beyond the limit fail
+    pallet("run", "-d", "--name", "busy", "-m", "32m", "busybox", "sleep", "60")
+    stats = json.loads(pallet("stats", "--no-stream", "--format", "json", "busy").stdout)
+    assert stats["Name"] == "busy" and stats["PIDs"] == "1"
+    assert stats["MemUsage"].endswith("/ 32MiB")
+
+
+def test_pallet_sigkilled_then_ps_and_rm_f_clean_up(pallet: Pallet) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pallet", "--root", str(pallet.root), "run", "--name", "orphan",
+         "-v", "vol:/data", "busybox", "sleep", "60"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(200):
+        if pallet("ps", "-q", "--filter", "name=orphan").stdout.strip():
+            break
+        time.sleep(0.05)
+    doc = json.loads(pallet("inspect", "orphan").stdout)[0]
+    pid, cid = doc["State"]["Pid"], doc["Id"]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # another pallet process still sees it, running, with the truth from the runtime
+    row = pallet("ps", "-a", "--filter", "name=orphan").stdout.splitlines()[1]
+    assert "Up" in row
+    assert pallet("rm", "-f", "orphan").stdout.strip() == "orphan"
+    assert pallet("ps", "-aq").stdout == ""
+    assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(pallet.root) not in mounts and cid not in mounts
+    assert not any(Path("/sys/fs/cgroup").glob(f"*/pallet/{cid}"))
+    assert (pallet.root / "volumes" / "vol" / "_data").is_dir()  # named volumes stay
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except OSError:
+        return True
+
+
+def test_no_stale_mounts_cgroups_or_processes(pallet: Pallet) -> None:
+    """After create/run/rm cycles, nothing of this store is left on the host."""
+    pallet("create", "--name", "c1", "busybox", "true")
+    pallet("run", "-d", "--name", "c2", "busybox", "sleep", "60")
+    pallet("run", "--name", "c3", "busybox", "true")
+    ids = pallet("ps", "-aq", "--no-trunc").stdout.split()
+    assert len(ids) == 3
+    pallet("rm", "-f", "c1", "c2", "c3")
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(pallet.root) not in mounts
+    for cid in ids:
+        assert not any(Path("/sys/fs/cgroup").glob(f"*/pallet/{cid}")), cid
+    ours = []
+    for proc_dir in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc_dir / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(pallet.root).encode() in cmdline or any(c.encode() in cmdline for c in ids):
+            ours.append(cmdline)
+    assert ours == []
