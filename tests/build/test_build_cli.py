@@ -163,6 +163,7 @@ def test_dockerfile_from_stdin_and_file_flag(store: Store, make_context: MakeCon
 def test_outputs_oci_docker_local(store: Store, make_context: MakeContext, tmp_path: Path) -> None:
     ctx = make_context({"f.txt": "F\n"}, "FROM busybox\nCOPY f.txt /f.txt\nRUN rm /bin/vi\n")
     oci, docker, local = tmp_path / "img.oci.tar", tmp_path / "img.docker.tar", tmp_path / "root"
+    fs_tar = tmp_path / "fs.tar"
     proc = pallet_cli(
         store.root,
         "build",
@@ -174,6 +175,8 @@ def test_outputs_oci_docker_local(store: Store, make_context: MakeContext, tmp_p
         f"type=docker,dest={docker}",
         "-o",
         f"type=local,dest={local}",
+        "-o",
+        f"type=tar,dest={fs_tar}",
         str(ctx),
     )
     assert proc.returncode == 0, proc.stderr
@@ -185,3 +188,7 @@ def test_outputs_oci_docker_local(store: Store, make_context: MakeContext, tmp_p
         assert len(manifest[0]["Layers"]) == 3
     assert (local / "f.txt").read_text() == "F\n"
     assert (local / "bin/sh").exists() and not (local / "bin/vi").exists()
+    with tarfile.open(fs_tar) as tf:
+        names = set(tf.getnames())
+        assert "f.txt" in names and "bin/sh" in names and "bin/vi" not in names
+        assert not any(".wh." in n for n in names)  # whiteouts applied, not carried

@@ -68,6 +68,8 @@ RUN --mount=type=bind,source=src,target=/in ls -A /in > /bind-seen && cat /in/da
 RUN --mount=type=bind,from=tool,source=/tool.txt,target=/t.txt cat /t.txt > /from-stage
 RUN --mount=type=secret,id=token cat /run/secrets/token | wc -c > /secret-len
 RUN --mount=type=secret,id=token,env=TOKEN test "$TOKEN" = s3cr3t-value && echo ok > /env-ok
+RUN --mount=type=cache,target=/seeded,id=seeded,from=tool,source=/etc \
+    ls /seeded/passwd > /seed-seen && touch /seeded/added
 """,
     )
     first = do_build(store, ctx, secrets=(Secret("token", secret),))
@@ -81,6 +83,8 @@ RUN --mount=type=secret,id=token,env=TOKEN test "$TOKEN" = s3cr3t-value && echo 
     assert (fs / "secret-len").read_text().strip() == "12"
     assert (fs / "env-ok").read_text() == "ok\n"
     assert not (fs / "run/secrets").exists()
+    # a new cache mount starts from its from=/source= seed
+    assert (fs / "seed-seen").read_text() == "/seeded/passwd\n"
     # the secret is nowhere in the image's blobs
     manifest = store.load_manifest(first.manifest)
     for layer in manifest.layers:

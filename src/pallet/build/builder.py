@@ -203,6 +203,26 @@ def _write_outputs(
         _write_output(store, output, desc, layers, diff_ids, options.tags)
 
 
+def _write_fs_tar(
+    store: Store, layers: tuple[Descriptor, ...], diff_ids: tuple[Digest, ...], dest: Path
+) -> None:
+    """``-o type=tar``: the image's filesystem (layers applied) as one tar file, written
+    beside ``dest`` and renamed into place when complete."""
+    from pallet.layer.writer import write_tar
+
+    with scratch_dir(store) as work:
+        tree = work / "rootfs"
+        store.snapshots.materialize_layers(list(layers), list(diff_ids), tree)
+        partial = dest.with_name(f".{dest.name}.partial")
+        try:
+            with open(partial, "wb") as out:
+                write_tar(tree, out)
+            os.replace(partial, dest)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+
 def _write_output(
     store: Store,
     output: Output,
@@ -219,6 +239,9 @@ def _write_output(
         if dest.exists() and any(dest.iterdir()):
             raise InvalidArgument(f"-o type=local,dest={dest}: the directory is not empty")
         store.snapshots.materialize_layers(list(layers), list(diff_ids), dest)
+        return
+    if output.type == "tar":
+        _write_fs_tar(store, layers, diff_ids, output.dest)
         return
     from pallet.transport.copy import copy
     from pallet.transport.names import TransportSpec, open_destination, open_source

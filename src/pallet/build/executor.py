@@ -274,7 +274,7 @@ class StageRunner:
                 inputs["downloads"] = [str(d.digest) for d in downloads]
             if step.run is not None:
                 for index, mount in enumerate(step.run.mounts):
-                    if mount.type == "bind":
+                    if mount.type == "bind" or (mount.type == "cache" and mount.from_):
                         mtree, mkey = self._source_tree(step.run.mount_sources[index], stack)
                         mount_trees[index] = mtree
                         if isinstance(mtree, ContextTree):

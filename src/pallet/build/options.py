@@ -9,7 +9,7 @@ from typing import Literal
 
 from pallet.errors import InvalidArgument
 
-OutputType = Literal["image", "oci", "docker", "local"]
+OutputType = Literal["image", "oci", "docker", "local", "tar"]
 ProgressMode = Literal["plain", "tty", "quiet", "auto"]
 
 
@@ -31,7 +31,7 @@ class Output:
                 raise InvalidArgument(f"-o {text}: {part!r} is not key=value")
             fields[key.strip().lower()] = value
         kind = fields.pop("type", "image")
-        if kind not in ("image", "oci", "docker", "local"):
+        if kind not in ("image", "oci", "docker", "local", "tar"):
             raise InvalidArgument(f"-o {text}: unknown output type {kind!r}")
         dest = fields.pop("dest", None)
         fields.pop("name", None)

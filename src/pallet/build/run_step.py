@@ -18,6 +18,7 @@ import json
 import os
 import posixpath
 import secrets
+import shutil
 import stat
 import subprocess
 import threading
@@ -75,14 +76,39 @@ def _hosts(scratch: Path) -> Path:
     return path
 
 
-def _cache_dir(env: RunEnv, mount: RunMount) -> Path:
+def _cache_dir(env: RunEnv, mount: RunMount, seed: SourceTree | None) -> Path:
+    """The persistent directory of a cache mount; a new one starts as a copy of
+    ``from``'s ``source`` when given (BuildKit's seed), else empty."""
     key = hashlib.sha256((mount.id or mount.target).encode()).hexdigest()[:32]
     path = env.cache_root / key
     if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, mount.mode if mount.mode is not None else 0o755)
-        os.chown(path, mount.uid or 0, mount.gid or 0)
+        env.cache_root.mkdir(parents=True, exist_ok=True)
+        work = env.cache_root / f".new-{secrets.token_hex(6)}"
+        work.mkdir()
+        if seed is not None:
+            _copy_tree(seed, clean(mount.source), work, env.label)
+        os.chmod(work, mount.mode if mount.mode is not None else 0o755)
+        os.chown(work, mount.uid or 0, mount.gid or 0)
+        try:
+            os.rename(work, path)  # whole or not at all; a racing step's copy wins
+        except OSError:
+            shutil.rmtree(work, ignore_errors=True)
     return path
+
+
+def _copy_tree(tree: SourceTree, rel: str, dest: Path, label: str) -> None:
+    """The contents of ``rel`` in ``tree`` into the existing directory ``dest``."""
+    from pallet.build.fsops import CopyOptions, TreeCopier
+
+    real = tree.resolve(rel) if rel else ""
+    if tree.stat(real) is None:
+        raise BuildError(f"{label}: --mount source {rel or '/'} not found")
+    copier = TreeCopier(CopyOptions())
+    prefix = len(real) + 1 if real else 0
+    for path, entry in tree.walk(real):
+        if path != real:
+            copier.copy(tree.path(path), entry, dest / path[prefix:])
+    copier.finish()
 
 
 @contextmanager
@@ -114,7 +140,7 @@ def _user_mounts(
     for index, mount in enumerate(run.mounts):
         target = mount.target
         if mount.type == "cache":
-            path = _cache_dir(env, mount)
+            path = _cache_dir(env, mount, sources.get(index))
             if mount.sharing == "locked":
                 stack.enter_context(_locked(path))
             elif mount.sharing == "private" and not stack.enter_context(_locked(path, wait=False)):
