@@ -11,9 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pallet.build.baseimage import image_for
 from pallet.build.context_hash import ContextHasher
 from pallet.build.copy_step import check_copy
-from pallet.build.executor import StageRunner, image_for
+from pallet.build.executor import StageRunner
 from pallet.build.options import BuildOptions, Output
 from pallet.build.progress import Progress
 from pallet.build.rootfs import clean_stale_mounts, scratch_dir

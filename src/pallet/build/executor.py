@@ -11,8 +11,6 @@ tar + compress + hash in one pass into a blob, then a rename into a snapshot.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
 import os
 import threading
 import time
@@ -34,20 +32,20 @@ from pallet.build.copy_step import (
     match_sources,
 )
 from pallet.build.fsops import Owner, make_dirs
+from pallet.build.keys import digest_of, step_doc
 from pallet.build.options import BuildOptions
 from pallet.build.progress import Progress
 from pallet.build.rootfs import readonly_rootfs, writable_rootfs
 from pallet.build.run_step import RunEnv, drop_untouched_copy_ups, run_command
 from pallet.build.sources import ContextTree, SourceTree
-from pallet.dockerfile.plan import PROXY_ARGS, BuildPlan, CopySource, StagePlan, Step
-from pallet.errors import BuildError, ContainerError, NotFound, PalletError
-from pallet.images.lookup import LocalImage, find_image
+from pallet.dockerfile.plan import BuildPlan, CopySource, StagePlan, Step
+from pallet.errors import BuildError, ContainerError
+from pallet.images.lookup import LocalImage
 from pallet.layer.commit import commit_layer
 from pallet.oci.chainid import chain_ids as compute_chain_ids
 from pallet.oci.config import ImageConfig, history_entry
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
-from pallet.oci.platform import Platform
 from pallet.runtime.oci_runtime import OCIRuntime
 from pallet.runtime.users import resolve_user
 from pallet.store import Lease, Store
@@ -88,11 +86,6 @@ class StepOutcome:
 class Counters:
     cached: int = 0
     executed: int = 0
-
-
-def _digest_of(doc: object) -> str:
-    raw = json.dumps(doc, sort_keys=True, default=repr, ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
 def created_time(options: BuildOptions) -> tuple[str, int | None]:
@@ -285,16 +278,16 @@ class StageRunner:
             # COPY --link makes a layer independent of what is below it: its cache key
             # leaves the parent out, and the state after it chains both
             link = step.copy is not None and step.copy.link
-            layer_key = _digest_of(
+            layer_key = digest_of(
                 {
                     "parent": "link" if link else parent_key,
-                    "step": _step_doc(step),
+                    "step": step_doc(step),
                     "inputs": inputs,
                     "compression": [self.options.compression, self.options.compression_level],
                     "epoch": self.epoch,
                 }
             )
-            key = _digest_of({"parent": parent_key, "link": layer_key}) if link else layer_key
+            key = digest_of({"parent": parent_key, "link": layer_key}) if link else layer_key
             if use_cache:
                 hit = self.cache.get(layer_key)
                 if hit is not None:
@@ -450,57 +443,3 @@ def _first_error(
 def _title(step: Step) -> str:
     text = step.created_by.removesuffix(" # buildkit")
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _step_doc(step: Step) -> dict[str, object]:
-    """What of a step its result depends on. Build args count only where a RUN sees them
-    (its environment); elsewhere they matter only through the words they expanded."""
-    cfg = step.config
-    doc: dict[str, object] = {
-        "keyword": step.keyword,
-        "created_by": step.created_by,
-        "workdir": cfg.working_dir,
-    }
-    if step.run is not None:
-        run = step.run
-        doc["run"] = {
-            "args": [list(a) for a in step.args if a[0] not in PROXY_ARGS],
-            "user": cfg.user,
-            "argv": list(run.argv),
-            "env": [e for e in run.env if e.partition("=")[0] not in PROXY_ARGS],
-            "mounts": [repr(m) for m in run.mounts],
-            "mount_sources": [repr(s) for s in run.mount_sources],
-            "network": run.network,
-            "security": run.security,
-            "files": [[f.name, f.data] for f in run.files],
-        }
-    if step.copy is not None:
-        doc["copy"] = repr(step.copy)
-    if step.workdir is not None:
-        doc["workdir_step"] = [step.workdir, cfg.user]
-    return doc
-
-
-def image_for(store: Store, ref: str, platform: Platform, pull: bool) -> LocalImage:
-    """A base image from the store, pulled when missing (or always, with ``pull``)."""
-    if not pull:
-        try:
-            return find_image(store, ref)
-        except NotFound:
-            pass
-    try:
-        from pallet.transport.registry_pull import pull as pull_image
-
-        pull_image(ref, store.root, platform=platform)
-    except PalletError as exc:
-        if not pull:
-            raise BuildError(
-                f"image {ref} is not in the store (pull it or bootstrap it); pulling it failed: "
-                f"{exc}"
-            ) from None
-        raise BuildError(f"cannot pull {ref}: {exc}") from None
-    except Exception as exc:  # the registry client can fail in many ways offline
-        raise BuildError(
-            f"image {ref} is not in the store (pull it or bootstrap it); pulling it failed: {exc}"
-        ) from None
-    return find_image(store, ref)
