@@ -433,29 +433,14 @@ class _Resolver:
         if value is None or value == "":
             return CopySource("context")
         name = self.expand(node, value, self.expansion_env(state)).lower()
-        if name.isdigit():
-            index = int(name)
+        index = int(name) if name.isdigit() else names.get(name)
+        if index is not None:
             if index >= current:
+                where = "is the current stage" if index == current else "comes later in the file"
+                shown = f"stage {index}" if name.isdigit() else f'stage "{name}"'
                 raise _fail(
                     node,
-                    f"--from={value}: stage {index} "
-                    + ("is the current stage" if index == current else "comes later in the file")
-                    + " (only earlier stages can be copied from)",
-                )
-            deps.add(index)
-            return CopySource("stage", stage=index)
-        if name in names:
-            index = names[name]
-            if index >= current:
-                raise _fail(
-                    node,
-                    f'--from={value}: stage "{name}" '
-                    + (
-                        "is the current stage"
-                        if index == current
-                        else "is defined later in the file"
-                    )
-                    + " (only earlier stages can be copied from)",
+                    f"--from={value}: {shown} {where} (only earlier stages can be copied from)",
                 )
             deps.add(index)
             return CopySource("stage", stage=index)
