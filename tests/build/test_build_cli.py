@@ -192,3 +192,16 @@ def test_outputs_oci_docker_local(store: Store, make_context: MakeContext, tmp_p
         names = set(tf.getnames())
         assert "f.txt" in names and "bin/sh" in names and "bin/vi" not in names
         assert not any(".wh." in n for n in names)  # whiteouts applied, not carried
+
+
+def test_unused_build_arg_is_a_warning_not_an_error(
+    store: Store, make_context: MakeContext
+) -> None:
+    ctx = make_context({}, "FROM busybox\nARG USED\nENV U=$USED\n")
+    proc = pallet_cli(
+        store.root, "build", "-q", "--build-arg", "USED=1", "--build-arg", "NOPE=2",
+        "--build-arg", "HTTP_PROXY=http://127.0.0.1:1", str(ctx),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "[Warning] One or more build-args [NOPE] were not consumed" in proc.stderr
+    assert find_image(store, proc.stdout.strip()).config.config.env_dict()["U"] == "1"

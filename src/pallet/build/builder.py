@@ -43,6 +43,8 @@ class BuildResult:
     tags: tuple[str, ...]
     cached_steps: int
     executed_steps: int
+    #: build args given but declared by no ARG (docker warns and goes on)
+    unused_build_args: tuple[str, ...] = ()
 
 
 def _read_dockerfile(options: BuildOptions) -> tuple[str, str]:
@@ -190,6 +192,7 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
         tuple(options.tags),
         runner.counters.cached,
         runner.counters.executed,
+        plan.unused_build_args,
     )
 
 

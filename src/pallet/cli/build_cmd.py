@@ -112,6 +112,9 @@ def build_cmd(
         mode = "plain"
     store = Store.open(obj.store_root)
     result = build(store, options, Progress(mode, sys.stderr))
+    if result.unused_build_args:
+        names = " ".join(result.unused_build_args)
+        click.echo(f"[Warning] One or more build-args [{names}] were not consumed", err=True)
     click.echo(str(result.image_id))
 
 
