@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def default_root() -> Path:
-    env = os.environ.get("PALLET_ROOT")
-    if env:
-        return Path(env)
-    if os.geteuid() == 0:
-        return Path("/var/lib/pallet")
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return Path(base) / "pallet"
+from pallet.store.location import default_root
 
 
 @dataclass

@@ -236,12 +236,9 @@ def history_cmd(ctx: click.Context, name: str, no_trunc: bool, quiet: bool, huma
 @click.pass_context
 def tag_cmd(ctx: click.Context, source: str, target: str) -> None:
     """Create a tag TARGET that refers to SOURCE."""
-    ref = Reference.parse(target)
-    if ref.digest is not None:
-        raise InvalidArgument(f"refusing to create a tag with a digest reference: {target}")
-    store = open_store(ctx)
-    image = find_image(store, source)
-    store.tag(str(ref.normalized()), image.descriptor)
+    from pallet.images.tagging import tag_image
+
+    tag_image(open_store(ctx), source, target)
 
 
 @click.command("rmi")

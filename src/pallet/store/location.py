@@ -1,0 +1,17 @@
+"""Where the store lives when no ``--root`` is given."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def default_root() -> Path:
+    """$PALLET_ROOT, else /var/lib/pallet as root, else $XDG_DATA_HOME/pallet."""
+    env = os.environ.get("PALLET_ROOT")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/pallet")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base) / "pallet"
