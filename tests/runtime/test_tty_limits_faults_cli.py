@@ -22,7 +22,7 @@ from pallet_cli import Pallet
 pytestmark = [pytest.mark.root, pytest.mark.runtime, pytest.mark.overlay]
 
 
-def _read_until(fd: int, token: bytes, timeout: float = 10.0) -> bytes:
+def _read_until(fd: int, token: bytes, timeout: float = 30.0) -> bytes:
     buf = b""
     deadline = time.monotonic() + timeout
     while token not in buf and time.monotonic() < deadline:
@@ -55,18 +55,21 @@ def test_run_it_through_a_pty(pallet: Pallet) -> None:
     os.close(slave)
     try:
         _read_until(master, b"# ")
-        os.write(master, b"stty size; tty; sleep 30\r")
-        _read_until(master, b"33 101\r\n/dev/pts/0")  # our size, a real terminal inside
+        os.write(master, b"stty size; tty\r")
+        _read_until(master, b"33 101\r\n/dev/pts/0\r\n/ # ")  # our size, a real terminal
+        os.write(master, b"sleep 30\r")
+        _read_until(master, b"sleep 30\r\n")
+        time.sleep(0.5)  # let the shell start it
         os.write(master, b"\x03")  # Ctrl-C interrupts the sleep, not pallet
         _read_until(master, b"# ")
         _set_size(master, 40, 120)  # the window grows: the container follows
         time.sleep(0.2)
         os.write(master, b"stty size\r")
-        _read_until(master, b"40 120")
+        _read_until(master, b"40 120\r\n/ # ")
         os.write(master, b"echo $TERM\r")
-        _read_until(master, b"xterm")
+        _read_until(master, b"xterm\r\n/ # ")
         os.write(master, b"\x04")  # Ctrl-D at the prompt ends the shell: exit 0
-        assert proc.wait(10) == 0
+        assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
