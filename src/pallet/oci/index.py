@@ -7,23 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from pallet.errors import OCIError
 from pallet.oci import mediatypes as mt
-from pallet.oci.descriptor import Descriptor, check_media_type
-from pallet.oci.digest import Digest
-from pallet.oci.jsonutil import (
-    MAX_MANIFEST_BYTES,
-    dump_bytes,
-    load_object,
-    sorted_map,
-    type_name,
-)
+from pallet.oci.descriptor import Descriptor
+from pallet.oci.jsonutil import MAX_MANIFEST_BYTES, load_object
 from pallet.oci.manifest import (
     Manifest,
+    RawDocument,
     check_schema_version,
+    descriptor_list,
+    document_bytes,
     optional_annotations,
     optional_artifact_type,
     optional_descriptor,
@@ -41,7 +36,7 @@ class NoMatchingPlatform(OCIError):
 
 
 @dataclass(frozen=True, eq=True)
-class Index:
+class Index(RawDocument):
     """A validated image index. Create with ``from_bytes`` or ``build``, not directly."""
 
     raw: bytes = field(repr=False)
@@ -71,14 +66,7 @@ class Index:
             raise OCIError(f"unsupported image index media type {resolved!r}")
         if "config" in doc or "layers" in doc:
             raise OCIError(f"{what} has both manifests and config/layers: ambiguous, refused")
-        if "manifests" not in doc:
-            raise OCIError(f"{what} has no manifests")
-        entries = doc["manifests"]
-        if not isinstance(entries, list):
-            raise OCIError(f"{what} manifests must be an array, not {type_name(entries)}")
-        manifests = tuple(
-            Descriptor.from_json(entry, f"{what} manifests[{i}]") for i, entry in enumerate(entries)
-        )
+        manifests = descriptor_list(doc, "manifests", what)
         return cls(
             raw=raw,
             media_type=resolved,
@@ -103,32 +91,22 @@ class Index:
             raise OCIError(f"cannot build an index of media type {media_type!r}")
         if media_type == mt.DOCKER_MANIFEST_LIST and (annotations or subject or artifact_type):
             raise OCIError("Docker manifest lists have no annotations, subject or artifactType")
-        if artifact_type:
-            check_media_type(artifact_type, "index artifactType")
-        doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type}
-        if artifact_type:
-            doc["artifactType"] = artifact_type
-        doc["manifests"] = [m.to_json() for m in manifests]
-        if subject is not None:
-            doc["subject"] = subject.to_json()
-        if annotations:
-            doc["annotations"] = sorted_map(annotations)
+        raw = document_bytes(
+            media_type,
+            {"manifests": [m.to_json() for m in manifests]},
+            annotations=annotations,
+            subject=subject,
+            artifact_type=artifact_type,
+            what="index",
+        )
         return cls(
-            raw=dump_bytes(doc, indent=2),
+            raw=raw,
             media_type=media_type,
             manifests=tuple(manifests),
             subject=subject,
             annotations=dict(annotations or {}),
             artifact_type=artifact_type,
         )
-
-    @cached_property
-    def digest(self) -> Digest:
-        return Digest.from_bytes(self.raw)
-
-    @property
-    def size(self) -> int:
-        return len(self.raw)
 
     @property
     def is_docker(self) -> bool:

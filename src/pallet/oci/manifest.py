@@ -102,8 +102,58 @@ def optional_annotations(doc: dict[str, Any], what: str) -> dict[str, str]:
     return expect_str_map(doc["annotations"], f"{what} annotations")
 
 
+def descriptor_list(doc: dict[str, Any], key: str, what: str) -> tuple[Descriptor, ...]:
+    """The required array of descriptors ``doc[key]`` (a manifest's layers, an index's manifests)."""
+    if key not in doc:
+        raise OCIError(f"{what} has no {key}")
+    entries = doc[key]
+    if not isinstance(entries, list):
+        raise OCIError(f"{what} {key} must be an array, not {type_name(entries)}")
+    return tuple(
+        Descriptor.from_json(entry, f"{what} {key}[{i}]") for i, entry in enumerate(entries)
+    )
+
+
+def document_bytes(
+    media_type: str,
+    body: dict[str, Any],
+    *,
+    annotations: Mapping[str, str] | None,
+    subject: Descriptor | None,
+    artifact_type: str,
+    what: str,
+) -> bytes:
+    """The deterministic bytes of a manifest or index: ``body`` (its own fields) framed by
+    the fields both share, in the spec's order."""
+    if artifact_type:
+        check_media_type(artifact_type, f"{what} artifactType")
+    doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type}
+    if artifact_type:
+        doc["artifactType"] = artifact_type
+    doc.update(body)
+    if subject is not None:
+        doc["subject"] = subject.to_json()
+    if annotations:
+        doc["annotations"] = sorted_map(annotations)
+    return dump_bytes(doc, indent=2)
+
+
+class RawDocument:
+    """What a manifest and an index share: they are their exact bytes."""
+
+    raw: bytes
+
+    @cached_property
+    def digest(self) -> Digest:
+        return Digest.from_bytes(self.raw)
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+
 @dataclass(frozen=True, eq=True)
-class Manifest:
+class Manifest(RawDocument):
     """A validated image manifest. Create with ``from_bytes`` or ``build``, not directly."""
 
     raw: bytes = field(repr=False)
@@ -140,17 +190,10 @@ class Manifest:
         if "config" not in doc:
             raise OCIError(f"{what} has no config")
         config = Descriptor.from_json(doc["config"], f"{what} config")
-        if "layers" not in doc:
-            raise OCIError(f"{what} has no layers")
-        raw_layers = doc["layers"]
-        if not isinstance(raw_layers, list):
-            raise OCIError(f"{what} layers must be an array, not {type_name(raw_layers)}")
         # An empty list is accepted although the JSON schema says minItems 1: the prose
         # spec only says SHOULD, Docker writes layer-less images (FROM scratch + CMD) and
         # registries must take them.
-        layers = tuple(
-            Descriptor.from_json(layer, f"{what} layers[{i}]") for i, layer in enumerate(raw_layers)
-        )
+        layers = descriptor_list(doc, "layers", what)
         return cls(
             raw=raw,
             media_type=resolved,
@@ -177,19 +220,17 @@ class Manifest:
             raise OCIError(f"cannot build a manifest of media type {media_type!r}")
         if media_type == mt.DOCKER_MANIFEST and (annotations or subject or artifact_type):
             raise OCIError("Docker schema2 manifests have no annotations, subject or artifactType")
-        if artifact_type:
-            check_media_type(artifact_type, "manifest artifactType")
-        doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type}
-        if artifact_type:
-            doc["artifactType"] = artifact_type
-        doc["config"] = config.to_json()
-        doc["layers"] = [layer.to_json() for layer in layers]
-        if subject is not None:
-            doc["subject"] = subject.to_json()
-        if annotations:
-            doc["annotations"] = sorted_map(annotations)
+        body = {"config": config.to_json(), "layers": [layer.to_json() for layer in layers]}
+        raw = document_bytes(
+            media_type,
+            body,
+            annotations=annotations,
+            subject=subject,
+            artifact_type=artifact_type,
+            what="manifest",
+        )
         return cls(
-            raw=dump_bytes(doc, indent=2),
+            raw=raw,
             media_type=media_type,
             config=config,
             layers=tuple(layers),
@@ -197,14 +238,6 @@ class Manifest:
             annotations=dict(annotations or {}),
             artifact_type=artifact_type,
         )
-
-    @cached_property
-    def digest(self) -> Digest:
-        return Digest.from_bytes(self.raw)
-
-    @property
-    def size(self) -> int:
-        return len(self.raw)
 
     @property
     def is_docker(self) -> bool:
