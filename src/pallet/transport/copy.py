@@ -25,6 +25,8 @@ from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
 from pallet.oci.index import Index, NoMatchingPlatform, select_platform
+from pallet.oci.jsonutil import dump_bytes, load_object
+from pallet.oci.manifest import Manifest
 from pallet.oci.platform import Platform, host_platform
 from pallet.transport.base import ImageDestination, ImageSource, ManifestBlob
 
@@ -109,40 +111,26 @@ class ImageManifest:
     layers: tuple[Descriptor, ...]
 
 
-def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise OCIError(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise OCIError(f"{what} is not a JSON object")
-    return doc
-
-
 def parse_image_manifest(blob: ManifestBlob) -> ImageManifest:
+    """The image manifest ``blob``, validated by :class:`Manifest`."""
     what = f"manifest {blob.digest}"
-    doc = parse_json_object(blob.raw, what)
-    layers = doc.get("layers") or []
-    if not isinstance(layers, list):
-        raise OCIError(f"{what}: 'layers' is not a list")
     try:
-        return ImageManifest(
-            doc, Descriptor.from_json(doc.get("config")), tuple(map(Descriptor.from_json, layers))
-        )
+        doc = load_object(blob.raw, what)
+        manifest = Manifest.from_doc(blob.raw, doc, blob.media_type)
     except OCIError as exc:
         raise OCIError(f"{what}: {exc}") from None
+    return ImageManifest(doc, manifest.config, manifest.layers)
 
 
 def parse_index_children(blob: ManifestBlob) -> tuple[dict[str, Any], list[Descriptor]]:
+    """The index ``blob`` (validated by :class:`Index`) and its entries."""
     what = f"index {blob.digest}"
-    doc = parse_json_object(blob.raw, what)
-    children = doc.get("manifests") or []
-    if not isinstance(children, list):
-        raise OCIError(f"{what}: 'manifests' is not a list")
     try:
-        return doc, [Descriptor.from_json(c) for c in children]
+        doc = load_object(blob.raw, what)
+        index = Index.from_doc(blob.raw, doc, blob.media_type)
     except OCIError as exc:
         raise OCIError(f"{what}: {exc}") from None
+    return doc, list(index.manifests)
 
 
 def select_child(children: list[Descriptor], want: Platform, where: str) -> Descriptor:
@@ -151,10 +139,6 @@ def select_child(children: list[Descriptor], want: Platform, where: str) -> Desc
         return select_platform(Index.build(children), want)
     except NoMatchingPlatform as exc:
         raise NotFound(f"{where}: {exc}") from None
-
-
-def _serialize(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, indent=2).encode()
 
 
 # Which layer media type a recompressed layer gets, per family.
@@ -232,7 +216,9 @@ class _Copier:
                 self.blob(child)
             entries.append(entry)
         if changed:
-            blob = ManifestBlob(_serialize({**doc, "manifests": entries}), blob.media_type)
+            blob = ManifestBlob(
+                dump_bytes({**doc, "manifests": entries}, indent=2), blob.media_type
+            )
         self.dst.put_manifest(blob)
         return blob
 
@@ -269,7 +255,7 @@ class _Copier:
             if config.media_type == mt.DOCKER_CONFIG:
                 config = Descriptor(mt.OCI_CONFIG, config.digest, config.size, config.annotations)
             doc["config"] = config.to_json()
-        return ManifestBlob(_serialize(doc), media_type)
+        return ManifestBlob(dump_bytes(doc, indent=2), media_type)
 
     def _target(self, layer: Descriptor) -> str | None:
         """The compression ``layer`` must be rewritten to, or None to copy it as is."""
