@@ -28,7 +28,9 @@ LAZY = {
         ("images", "inspect", "history", "tag", "rmi", "import", "bootstrap", "system", "image"),
         "pallet.cli.images_cmd",
     ),
-    **dict.fromkeys(("run", "create", "start", "ps", "rm", "logs"), "pallet.cli.container_cmd"),
+    **dict.fromkeys(
+        ("run", "create", "start", "ps", "rm", "logs", "port"), "pallet.cli.container_cmd"
+    ),
     **dict.fromkeys(
         (
             *("stop", "kill", "restart", "wait", "rename", "exec", "container", "stats"),

@@ -91,6 +91,7 @@ def _run_options(fn: Callable[..., None]) -> Callable[..., None]:
         click.option("-l", "--label", "labels", multiple=True),
         click.option("--restart", default="no"),
         click.option("--init", is_flag=True, help="Run an init inside the container."),
+        click.option("-p", "--publish", multiple=True, help="[IP:]HOST:CTR[/proto]"),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -134,6 +135,7 @@ def _make_options(kw: dict[str, Any], detach: bool) -> RunOptions:
         interactive=kw["interactive"],
         restart=kw["restart"],
         init=kw["init"],
+        publish=kw["publish"],
     )
 
 
@@ -302,6 +304,7 @@ def ps_cmd(
                         ),
                         "Names": record.name,
                         "State": state,
+                        "Ports": ", ".join(record.ports) if state == "running" else "",
                         "Status": _status(
                             state,
                             code,
@@ -325,7 +328,7 @@ def ps_cmd(
                 code,
                 record.started if state == "running" else (record.finished or record.created),
             ),
-            "",
+            ", ".join(record.ports) if state == "running" else "",
             record.name,
         ]
         for record, state, code in rows
@@ -404,7 +407,31 @@ def logs_cmd(ctx: click.Context, name: str, follow: bool, tail: str, timestamps:
         show(entry)
 
 
-COMMANDS = (run_cmd, create_cmd, start_cmd, ps_cmd, rm_cmd, logs_cmd)
+@click.command("port")
+@click.argument("name")
+@click.argument("port", required=False)
+@click.pass_context
+def port_cmd(ctx: click.Context, name: str, port: str | None) -> None:
+    """List the container's published ports, or the host address of one."""
+    from pallet.runtime.network import PortMapping
+
+    containers = _containers(ctx)
+    record = containers.records.get(name)
+    wanted = port if port is None or "/" in port else f"{port}/tcp"
+    found = False
+    for text in record.ports:
+        m = PortMapping.from_str(text)
+        key = f"{m.container_port}/{m.proto}"
+        if wanted is None:
+            click.echo(f"{key} -> {m.host_ip}:{m.host_port}")
+        elif key == wanted:
+            click.echo(f"{m.host_ip}:{m.host_port}")
+            found = True
+    if wanted is not None and not found:
+        raise PalletError(f"No public port '{wanted}' published for {name}")
+
+
+COMMANDS = (run_cmd, create_cmd, start_cmd, ps_cmd, rm_cmd, logs_cmd, port_cmd)
 
 
 def register(group: click.Group) -> None:

@@ -28,6 +28,7 @@ from pallet.errors import Conflict, ContainerError, InvalidArgument, PalletError
 from pallet.images.lookup import find_image
 from pallet.runtime.logs import LogWriter
 from pallet.runtime.mounts import MountRequest, parse_mount, parse_tmpfs, parse_volume
+from pallet.runtime.network import DNS_ADDR, PortMapping, Slirp, parse_publish, reserve
 from pallet.runtime.oci_runtime import OCIRuntime, find_runtime
 from pallet.runtime.records import ContainerRecord, ContainerRecords, new_id, now
 from pallet.runtime.spec import Mount, NetworkMode, Resources, SpecOptions, build_spec
@@ -60,6 +61,7 @@ class RunOptions:
     interactive: bool = False
     restart: str = "no"
     init: bool = False
+    publish: tuple[str, ...] = ()  # -p [IP:]HOST:CTR[/proto]
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
     privileged: bool = False
@@ -136,6 +138,8 @@ class Containers:
         argv = merge_command(cfg.entrypoint, cfg.cmd, opts.entrypoint, opts.command)
         if not argv:
             raise ContainerError("no command specified")
+        ports = [parse_publish(p) for p in opts.publish] if opts.network == "private" else []
+        ports = [reserve(p) for p in ports]
         taken = {r.target for r in requests}
         requests += [MountRequest("volume", os.path.normpath(v)) for v in cfg.volumes or ()
                      if os.path.normpath(v) not in taken]  # fmt: skip
@@ -166,8 +170,15 @@ class Containers:
             tty=opts.tty,
             interactive=opts.interactive,
             network=opts.network,
+            ports=tuple(str(p) for p in ports),
             host_config={
                 "Binds": list(opts.binds) or None,
+                "PortBindings": {
+                    f"{p.container_port}/{p.proto}": [
+                        {"HostIp": p.host_ip, "HostPort": str(p.host_port)}
+                    ]
+                    for p in ports
+                },
                 "NetworkMode": "default" if opts.network == "private" else opts.network,
                 "RestartPolicy": {"Name": policy.name, "MaximumRetryCount": policy.limit},
                 "AutoRemove": opts.auto_remove,
@@ -316,6 +327,8 @@ class Containers:
         resolv = ""
         with contextlib.suppress(OSError):
             resolv = Path("/etc/resolv.conf").read_text()
+        if opts.network == "private":
+            resolv = f"nameserver {DNS_ADDR}\n"  # slirp4netns forwards to the host's
         if opts.dns:
             resolv = "".join(f"nameserver {d}\n" for d in opts.dns)
         files = {"hosts": hosts, "hostname": hostname + "\n", "resolv.conf": resolv}
@@ -381,6 +394,14 @@ class Containers:
         if proc.returncode != 0:
             self._failed_to_start(record, runtime_log)
         pid = int(pid_file.read_text().strip())
+        try:
+            slirp = self._network_up(record, pid)
+        except PalletError as exc:
+            self.runtime.kill(record.id, "KILL", all_processes=True)
+            _wait_for(pid)
+            self.runtime.delete(record.id)
+            self.records.set_state(record, state="exited", exit_code=125, finished=now(), pid=0)
+            raise ContainerError(str(exc)) from exc
         record = self.records.set_state(
             record, state="running", pid=pid, monitor_pid=os.getpid(), started=now()
         )
@@ -392,6 +413,8 @@ class Containers:
             check=False,
         )
         if started.returncode != 0:
+            if slirp is not None:
+                slirp.stop()
             self._failed_to_start(record, runtime_log, 125)
         if on_started is not None:
             on_started()
@@ -401,6 +424,8 @@ class Containers:
         finally:
             for sig, old in forward.items():
                 signal.signal(sig, old)
+            if slirp is not None:
+                slirp.stop()
         self.runtime.delete(record.id)
         self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
         return status
@@ -426,18 +451,38 @@ class Containers:
         pid = 0
         with contextlib.suppress(OSError, ValueError):
             pid = int(pid_file.read_text().strip())
+        slirp = None
         if pid:
             record = self.records.set_state(
                 record, state="running", pid=pid, monitor_pid=os.getpid(), started=now()
             )
+            with contextlib.suppress(PalletError):  # a shell without network still works
+                slirp = self._network_up(record, pid)
             if on_started is not None:
                 on_started()
         status = proc.wait()
+        if slirp is not None:
+            slirp.stop()
         if not pid:
             self._failed_to_start(record, runtime_log)
         self.runtime.delete(record.id)
         self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
         return status
+
+    def _network_up(self, record: ContainerRecord, pid: int) -> Slirp | None:
+        """slirp4netns into the new network namespace, with the published ports."""
+        if record.network != "private":
+            return None
+        # a unix socket path must stay under 108 bytes: keep it short, beside runc's state
+        self.runtime.state_root.mkdir(parents=True, exist_ok=True)
+        slirp = Slirp.start(pid, self.runtime.state_root / f"{record.id[:16]}.slirp")
+        try:
+            for port in record.ports:
+                slirp.forward(PortMapping.from_str(port))
+        except BaseException:
+            slirp.stop()
+            raise
+        return slirp
 
     def _failed_to_start(
         self, record: ContainerRecord, runtime_log: Path, code: int | None = None

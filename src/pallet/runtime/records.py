@@ -58,6 +58,7 @@ class ContainerRecord:
     network: str = "private"
     volumes: tuple[str, ...] = ()  # named and anonymous volumes this container mounts
     anonymous_volumes: tuple[str, ...] = ()
+    ports: tuple[str, ...] = ()  # published: "127.0.0.1:8080->80/tcp"
     host_config: dict[str, Any] = field(default_factory=dict)  # what inspect shows
 
     def to_json(self) -> str:
@@ -67,7 +68,7 @@ class ContainerRecord:
     def from_json(cls, text: str) -> ContainerRecord:
         doc = json.loads(text)
         doc["argv"] = tuple(doc.get("argv", ()))
-        for key in ("chain_ids", "volumes", "anonymous_volumes"):
+        for key in ("chain_ids", "volumes", "anonymous_volumes", "ports"):
             doc[key] = tuple(doc.get(key, ()))
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in doc.items() if k in known})
