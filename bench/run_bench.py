@@ -1,0 +1,133 @@
+"""``pallet run --rm busybox true`` beside ``podman run --rm`` and a bare ``runc run``.
+
+All three run the same busybox root filesystem with no network: podman from a scratch
+root (vfs, runc, cgroupfs) with the image made by ``podman import`` of the same rootfs
+tar; runc from a prepared bundle. Then 50 pallet containers started and removed back to
+back, and the peak RSS of ``pallet run -d`` and of its detached monitor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PALLET = [sys.executable, "-m", "pallet"]
+REPEAT = 10
+
+
+def _check(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.run(cmd, capture_output=True, **kw)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])}...: {proc.stderr.decode()[-400:]}")
+    return proc
+
+
+def _median_seconds(cmd: list[str], repeat: int = REPEAT) -> float:
+    _check(cmd)  # warm caches (page cache, .pyc, snapshots)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        _check(cmd)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _runc_bundle(work: Path, rootfs: Path) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    from pallet.runtime.spec import SpecOptions, build_spec
+
+    bundle = work / "bundle"
+    bundle.mkdir()
+    spec = build_spec(SpecOptions(rootfs=str(rootfs), args=["true"], network="none",
+                                  env=["PATH=/bin:/usr/bin"]))  # fmt: skip
+    (bundle / "config.json").write_text(json.dumps(spec))
+    return bundle
+
+
+def run() -> list[dict[str, object]]:
+    from pallet.images.rootfs import make_busybox_rootfs
+
+    work = Path(tempfile.mkdtemp(prefix="pallet-run-bench-", dir="/var/tmp"))
+    rows: list[dict[str, object]] = []
+    try:
+        rootfs = work / "rootfs"
+        rootfs.mkdir()
+        make_busybox_rootfs(rootfs)
+        tar = work / "rootfs.tar"
+        with tarfile.open(tar, "w") as out:
+            for child in sorted(rootfs.iterdir()):
+                out.add(child, arcname=child.name)
+        root = work / "pallet-root"
+        pallet = [*PALLET, "--root", str(root)]
+        _check([*pallet, "import", str(tar), "bench/busybox:1"])
+        run_cmd = [*pallet, "run", "--rm", "--network", "none", "bench/busybox:1", "true"]
+        t_pallet = _median_seconds(run_cmd)
+        rows.append({"name": "pallet run --rm true", "seconds": t_pallet})
+
+        bundle = _runc_bundle(work, rootfs)
+        runc_root = work / "runc-state"
+        t_runc = _median_seconds(
+            ["runc", "--root", str(runc_root), "run", "--bundle", str(bundle), "bench-runc"]
+        )
+        rows.append({"name": "runc run (prepared bundle)", "seconds": t_runc,
+                     "pallet minus runc ms": round((t_pallet - t_runc) * 1000)})  # fmt: skip
+
+        if shutil.which("podman"):
+            pod = ["podman", "--root", str(work / "pod"), "--runroot", str(work / "podrun"),
+                   "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager",
+                   "cgroupfs", "--events-backend", "none"]  # fmt: skip
+            _check([*pod, "import", str(tar), "bench/busybox:1"])
+            # podman asks for rlimits above this host's hard limits unless told
+            limits = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096"]
+            pod_run = [*pod, "run", "--rm", *limits, "--network", "none"]
+            t_pod = _median_seconds([*pod_run, "bench/busybox:1", "true"])
+            rows.append({"name": "podman run --rm true", "seconds": t_pod,
+                         "pallet / podman": round(t_pallet / t_pod, 2)})  # fmt: skip
+
+        start = time.perf_counter()
+        for _ in range(50):
+            _check(run_cmd)
+        total = time.perf_counter() - start
+        rows.append({"name": "50 x pallet run --rm, back to back", "seconds": total,
+                     "per container ms": round(total / 50 * 1000)})  # fmt: skip
+
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        cid = _check([*pallet, "run", "-d", "--network", "none", "bench/busybox:1",
+                      "sleep", "30"]).stdout.decode().strip()  # fmt: skip
+        cli_rss = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+        inspect = json.loads(_check([*pallet, "inspect", cid]).stdout)[0]
+        monitor_rss = 0.0
+        for proc_dir in Path("/proc").glob("[0-9]*"):
+            try:
+                cmdline = (proc_dir / "cmdline").read_bytes()
+                if b"pallet.runtime.container" in cmdline and cid.encode() in cmdline:
+                    status = (proc_dir / "status").read_text()
+                    hwm = next(ln for ln in status.splitlines() if ln.startswith("VmHWM"))
+                    monitor_rss = int(hwm.split()[1]) / 1024
+            except (OSError, StopIteration):
+                continue
+        rows.append({"name": "pallet run -d peak RSS", "CLI MiB": round(cli_rss, 1),
+                     "monitor MiB": round(monitor_rss, 1),
+                     "container pid": inspect["State"]["Pid"] > 0})  # fmt: skip
+        _check([*pallet, "rm", "-f", cid])
+    finally:
+        subprocess.run([*PALLET, "--root", str(work / "pallet-root"), "container", "prune", "-f"],
+                       capture_output=True)  # fmt: skip
+        shutil.rmtree(work, ignore_errors=True)
+        os.sync()
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
