@@ -55,6 +55,9 @@ class Match:
     source: str  # as written in the Dockerfile
     path: str  # relative path in the tree (symlink of the top entry resolved)
     parents_rel: str  # destination-relative path kept by --parents
+    #: the name it gets in a destination directory: the matched entry's own name, even
+    #: when it is a symlink whose target is copied (BuildKit names it after the source)
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def match_sources(copy: CopyStep, tree: SourceTree, where: str) -> list[Match]:
             if tree.stat(real) is None:
                 raise missing_source(tree, source, where)
             kept = rel[len(pivot) :].lstrip("/") if pivot and rel.startswith(pivot) else rel
-            matches.append(Match(source, real, kept))
+            matches.append(Match(source, real, kept, posixpath.basename(rel)))
     return matches
 
 
@@ -247,7 +250,7 @@ def execute_copy(
             sub = posixpath.join(dest, match.parents_rel) if copy.parents else dest
             _copy_dir(cx.tree, match.path, root, sub, owner, copier, excludes)
             continue
-        name = posixpath.basename(match.path)
+        name = match.name or posixpath.basename(match.path)
         if excludes is not None and excludes.matches(match.parents_rel or name):
             continue
         if copy.add and cx.from_context and copy.unpack is not False and stat.S_ISREG(st.st_mode):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import posixpath
 import threading
 import time
 from collections.abc import Mapping
@@ -257,6 +258,9 @@ class StageRunner:
                 matches = match_sources(copy, tree, f"{label}")
                 if isinstance(tree, ContextTree):
                     inputs["content"] = tree.content_digest([m.path for m in matches])
+                renamed = [m.name for m in matches if m.name != posixpath.basename(m.path)]
+                if renamed:  # a symlink's target copied under the link's name
+                    inputs["names"] = renamed
                 else:
                     inputs["source"] = source_key
                 for src in copy.sources:
