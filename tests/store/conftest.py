@@ -3,47 +3,24 @@ library, so the store is not tested with inputs made by its own code."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
-import json
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from oci_fixtures import (
+    OCI_INDEX,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    config_json,
+    gzip_layers,
+    layer_tar,
+    manifest_json,
+    sha256,
+)
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
 from pallet.store import Store
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-def sha256(data: bytes) -> Digest:
-    return Digest("sha256:" + hashlib.sha256(data).hexdigest())
-
-
-def layer_tar(members: dict[str, bytes | str]) -> bytes:
-    """A layer tar: bytes are file contents, "dir" makes a directory."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, content in members.items():
-            info = tarfile.TarInfo(name)
-            info.mtime = 1_700_000_000
-            if content == "dir":
-                info.type = tarfile.DIRTYPE
-                info.mode = 0o755
-                tar.addfile(info)
-            else:
-                assert isinstance(content, bytes)
-                info.size = len(content)
-                info.mode = 0o644
-                tar.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
 
 
 @dataclass(frozen=True)
@@ -79,26 +56,9 @@ class RawImage:
 
 
 def raw_image(tars: list[bytes], label: str = "test") -> RawImage:
-    layers = tuple(gzip.compress(t, mtime=0) for t in tars)
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {"Labels": {"label": label}},
-            "rootfs": {"type": "layers", "diff_ids": [sha256(t) for t in tars]},
-        }
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": [
-                {"mediaType": OCI_LAYER_GZIP, "digest": sha256(b), "size": len(b)} for b in layers
-            ],
-        }
-    ).encode()
-    return RawImage(manifest, config, layers, tuple(tars))
+    layers = gzip_layers(tars)
+    config = config_json(tars, "amd64", {"Labels": {"label": label}})
+    return RawImage(manifest_json(config, layers), config, layers, tuple(tars))
 
 
 def simple_image(label: str, nlayers: int = 2) -> RawImage:

@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import json
-import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,27 +11,16 @@ from typing import Any
 
 import pytest
 
+from oci_fixtures import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    config_json,
+    gzip_layers,
+    layer_tar,
+    manifest_json,
+    sha256,
+)
 from pallet.oci.platform import host_platform
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def layer_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 @dataclass(frozen=True)
@@ -76,27 +61,15 @@ def make_image(tag: str, arch: str | None = None, nlayers: int = 2) -> TinyImage
         layer_tar({f"etc/{tag}-{i}.txt": f"{tag} layer {i}\n".encode() * (i + 1)})
         for i in range(nlayers)
     )
-    layers = tuple(gzip.compress(t, mtime=0) for t in tars)
-    config = json.dumps(
-        {
-            "architecture": arch,
-            "os": "linux",
-            "config": {"Cmd": ["/bin/sh"], "Labels": {"tag": tag}},
-            "rootfs": {"type": "layers", "diff_ids": [sha256(t) for t in tars]},
-            "history": [{"created_by": f"layer {i}"} for i in range(nlayers)],
-        },
+    layers = gzip_layers(tars)
+    config = config_json(
+        tars,
+        arch,
+        {"Cmd": ["/bin/sh"], "Labels": {"tag": tag}},
         indent=1,  # unusual formatting: copies must keep these bytes as they are
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": [
-                {"mediaType": OCI_LAYER_GZIP, "digest": sha256(b), "size": len(b)} for b in layers
-            ],
-        }
-    ).encode()
+        history=[{"created_by": f"layer {i}"} for i in range(nlayers)],
+    )
+    manifest = manifest_json(config, layers)
     return TinyImage(manifest, config, layers, tars)
 
 
