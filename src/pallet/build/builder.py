@@ -22,7 +22,7 @@ from pallet.build.run_step import clean_stale_containers
 from pallet.build.sources import ContextTree
 from pallet.dockerfile import parse
 from pallet.dockerfile.plan import BuildPlan, resolve
-from pallet.errors import BuildError, InvalidArgument
+from pallet.errors import BuildError, InvalidArgument, PalletError
 from pallet.images.compose import write_image
 from pallet.images.lookup import LocalImage
 from pallet.oci.config import ImageConfig
@@ -45,6 +45,8 @@ class BuildResult:
     executed_steps: int
     #: build args given but declared by no ARG (docker warns and goes on)
     unused_build_args: tuple[str, ...] = ()
+    #: ``name@digest`` of each tag pushed (``--push``), in ``tags`` order
+    pushed: tuple[str, ...] = ()
 
 
 def _read_dockerfile(options: BuildOptions) -> tuple[str, str]:
@@ -116,6 +118,7 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
     if not context.is_dir():
         raise InvalidArgument(f"build context {options.context} is not a directory")
     platform = _platform(options)
+    _check_push(options)
     text, name = _read_dockerfile(options)
     dockerfile = parse(text, filename=os.path.basename(name))
     images: dict[str, LocalImage] = {}
@@ -185,6 +188,7 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
     image_id = Digest.from_bytes(config.to_bytes())
     if options.iidfile is not None:
         options.iidfile.write_text(str(image_id))
+    pushed = _push_tags(store, options, progress) if options.push else ()
     return BuildResult(
         image_id,
         desc,
@@ -193,7 +197,39 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
         runner.counters.cached,
         runner.counters.executed,
         plan.unused_build_args,
+        pushed,
     )
+
+
+def _check_push(options: BuildOptions) -> None:
+    """``--push`` needs names, and names a registry accepts, before anything runs."""
+    if not options.push:
+        return
+    if not options.tags:
+        raise InvalidArgument("--push needs at least one -t NAME to push the image to")
+    from pallet.transport.registry_ref import ImageRef
+
+    for tag in options.tags:
+        ref = ImageRef.parse(tag)
+        if ref.digest is not None:
+            raise InvalidArgument(f"--push: -t {tag}: cannot push to a digest reference")
+
+
+def _push_tags(store: Store, options: BuildOptions, progress: Progress) -> tuple[str, ...]:
+    """Push every ``-t`` name (already written to the store) to its registry."""
+    from pallet.transport.registry_push import push
+
+    pushed: list[str] = []
+    for tag in options.tags:
+        number = progress.vertex(f"pushing {tag}")
+        try:
+            result = push(tag, store.root)
+        except PalletError as exc:
+            progress.error(number, str(exc))
+            raise
+        progress.done(number)
+        pushed.append(f"{result.name}@{result.digest}")
+    return tuple(pushed)
 
 
 def _write_outputs(

@@ -94,3 +94,5 @@ class BuildOptions:
     reproducible: bool = False
     outputs: tuple[Output, ...] = ()
     iidfile: Path | None = None
+    #: push every tag to its registry once the image is stored (``--push``)
+    push: bool = False

@@ -51,6 +51,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option("--compression-level", type=int, default=None)
 @click.option("--reproducible", is_flag=True, help="Fixed timestamps (SOURCE_DATE_EPOCH or 0).")
 @click.option("-o", "--output", "outputs", multiple=True, help="type=oci|docker|local,dest=PATH")
+@click.option("--push", is_flag=True, help="Push every -t name to its registry after the build.")
 @click.option("--iidfile", type=click.Path(path_type=Path), help="Write the image ID here.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--progress", type=click.Choice(["auto", "plain", "tty", "quiet"]), default="auto")
@@ -72,6 +73,7 @@ def build_cmd(
     compression_level: int | None,
     reproducible: bool,
     outputs: tuple[str, ...],
+    push: bool,
     iidfile: Path | None,
     quiet: bool,
     progress: str,
@@ -103,6 +105,7 @@ def build_cmd(
         reproducible=reproducible,
         outputs=tuple(Output.parse(o) for o in outputs),
         iidfile=iidfile,
+        push=push,
     )
     if quiet or progress == "quiet":
         mode = "quiet"
@@ -115,6 +118,9 @@ def build_cmd(
     if result.unused_build_args:
         names = " ".join(result.unused_build_args)
         click.echo(f"[Warning] One or more build-args [{names}] were not consumed", err=True)
+    for pushed in result.pushed:
+        if mode != "quiet":
+            click.echo(f"pushed {pushed}", err=True)
     click.echo(str(result.image_id))
 
 
