@@ -36,18 +36,20 @@ class _CheckedTar(io.RawIOBase):
         return True
 
     def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+        # Straight into the caller's buffer (the layer pipeline's block): no extra copy.
         try:
-            data = self._inner.read(len(buf))
+            n = self._inner.readinto(buf) or 0  # type: ignore[attr-defined]
         except (LayerError, lzma.LZMAError, EOFError, OSError) as exc:
             raise LayerError(f"{self._name}: {exc}") from exc
-        n = len(data)
-        buf[:n] = data
-        if self._seen < BLOCK:
-            self._head += data[: BLOCK - self._seen]
-        self._seen += n
-        self._tail = (self._tail + data)[-2 * BLOCK :]
         if n == 0:
             self._finish()
+            return 0
+        view = memoryview(buf)[:n]
+        if self._seen < BLOCK:
+            self._head += bytes(view[: BLOCK - self._seen])
+        self._seen += n
+        keep = 2 * BLOCK
+        self._tail = bytes(view[-keep:]) if n >= keep else (self._tail + bytes(view))[-keep:]
         return n
 
     def _finish(self) -> None:
@@ -97,10 +99,7 @@ def import_rootfs(
     with store.gc_lock(), store.lease() as lease:
         try:
             layer, info = layer_from_tar(
-                store,
-                lease,
-                cast(BinaryIO, io.BufferedReader(checked, 1 << 20)),
-                compression=compression,
+                store, lease, cast(BinaryIO, checked), compression=compression
             )
         except (lzma.LZMAError, EOFError, OSError) as exc:
             raise LayerError(f"{source_name}: cannot read: {exc}") from exc
