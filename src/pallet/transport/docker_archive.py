@@ -29,7 +29,6 @@ from pallet.oci.digest import Digest
 from pallet.transport.base import ManifestBlob
 from pallet.transport.copy import (
     MAX_CONFIG_SIZE,
-    VerifyingReader,
     parse_image_manifest,
     parse_index_children,
 )
@@ -42,7 +41,7 @@ from pallet.transport.layout import (
     read_index,
     read_limited,
 )
-from pallet.transport.oci_archive import ArchiveIndex, ArchiveOutput, TarWriter
+from pallet.transport.oci_archive import ArchiveIndex, ArchiveWriter, FinishedByCommit
 
 MANIFEST_FILE = "manifest.json"
 REPOSITORIES_FILE = "repositories"
@@ -281,14 +280,11 @@ def split_tag(repo_tag: str) -> tuple[str, str] | None:
     return repo, tag
 
 
-class DockerArchiveWriter:
+class DockerArchiveWriter(ArchiveWriter):
     """Writes a docker-archive holding any number of images (``save A B``)."""
 
     def __init__(self, path: Path | None) -> None:
-        self.label = f"docker-archive:{path if path is not None else '-'}"
-        self._out = ArchiveOutput(path)
-        self._tar = TarWriter(self._out.stream, self.label)
-        self._written: set[str] = set()
+        super().__init__("docker-archive", path)
         self._entries: list[dict[str, Any]] = []
         self._repositories: dict[str, dict[str, str]] = {}
 
@@ -297,23 +293,17 @@ class DockerArchiveWriter:
         writes them: ``busybox:latest``)."""
         return DockerArchiveDestination(self, tuple(repo_tags))
 
-    def has(self, desc: Descriptor) -> bool:
-        return str(desc.digest) in self._written
-
     def put(self, desc: Descriptor, stream: BinaryIO) -> None:
         if self.has(desc):
             return
-        reader = VerifyingReader(stream, desc)
         hexid = desc.digest.encoded
         if mt.is_layer(desc.media_type):
             if mt.layer_compression(desc.media_type) != "none":
                 raise TransportError(f"{self.label}: layer {desc.digest} must be uncompressed")
-            self._tar.add_stream(_layer_path(hexid), desc.size, reader.as_stream())
+            self._add_verified(_layer_path(hexid), desc, stream)
             self._legacy_files(hexid)
         else:
-            self._tar.add_stream(f"{hexid}.json", desc.size, reader.as_stream())
-        reader.finish()
-        self._written.add(str(desc.digest))
+            self._add_verified(f"{hexid}.json", desc, stream)
 
     def put_layer_tar(self, stream: IO[bytes]) -> tuple[Digest, int]:
         """Write an uncompressed layer whose digest and size are learnt as it streams
@@ -345,17 +335,12 @@ class DockerArchiveWriter:
             if split is not None and layers:
                 self._repositories.setdefault(split[0], {})[split[1]] = layers[-1].encoded
 
-    def finish(self) -> None:
+    def _last_members(self) -> None:
         if not self._entries:
             raise TransportError(f"{self.label}: no image to write")
         self._tar.add_bytes(MANIFEST_FILE, json.dumps(self._entries).encode())
         if self._repositories:
             self._tar.add_bytes(REPOSITORIES_FILE, json.dumps(self._repositories).encode())
-        self._tar.close()
-        self._out.finish()
-
-    def abort(self) -> None:
-        self._out.abort()
 
 
 class DockerArchiveDestination:
@@ -401,17 +386,10 @@ class DockerArchiveDestination:
         pass
 
 
-class SingleImageDockerArchive(DockerArchiveDestination):
+class SingleImageDockerArchive(FinishedByCommit[DockerArchiveWriter], DockerArchiveDestination):
     """``docker-archive:FILE[:REF]`` as a copy destination: complete once committed,
     removed if never committed."""
 
-    _done = False
-
     def commit(self, top: ManifestBlob) -> None:
         super().commit(top)
-        self.writer.finish()
-        self._done = True
-
-    def close(self) -> None:
-        if not self._done:
-            self.writer.abort()
+        self._finish()

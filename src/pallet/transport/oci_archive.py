@@ -24,7 +24,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, Generic, TypeVar, cast
 
 from pallet.errors import LayerError, NotFound, TransportError
 from pallet.layer.compression import detect, open_decompressed
@@ -386,14 +386,63 @@ def _hash_copy(stream: IO[bytes], hasher: Any, write: Callable[[bytes], Any]) ->
     return size
 
 
-class OciArchiveWriter:
-    """Writes an OCI archive holding any number of images (``save --format oci A B``)."""
+class ArchiveWriter:
+    """What the OCI and docker archive writers share: a tar streamed into an
+    :class:`ArchiveOutput`, each blob written once and verified as it goes in."""
 
-    def __init__(self, path: Path | None) -> None:
-        self.label = f"oci-archive:{path if path is not None else '-'}"
+    def __init__(self, transport: str, path: Path | None) -> None:
+        self.label = f"{transport}:{path if path is not None else '-'}"
         self._out = ArchiveOutput(path)
         self._tar = TarWriter(self._out.stream, self.label)
         self._written: set[str] = set()
+
+    def has(self, desc: Descriptor) -> bool:
+        return str(desc.digest) in self._written
+
+    def _add_verified(self, name: str, desc: Descriptor, stream: BinaryIO) -> None:
+        """Add blob ``desc`` as member ``name``, failing on bytes that are not its own."""
+        reader = VerifyingReader(stream, desc)
+        self._tar.add_stream(name, desc.size, reader.as_stream())
+        reader.finish()
+        self._written.add(str(desc.digest))
+
+    def _last_members(self) -> None:
+        """Write what closes the archive's contents (its index of images)."""
+
+    def finish(self) -> None:
+        """Complete the archive and put it in place."""
+        self._last_members()
+        self._tar.close()
+        self._out.finish()
+
+    def abort(self) -> None:
+        self._out.abort()
+
+
+_Writer = TypeVar("_Writer", bound=ArchiveWriter)
+
+
+class FinishedByCommit(Generic[_Writer]):
+    """For a destination that is a whole one-image archive: committing the image
+    completes the archive, closing it uncommitted removes the partial file."""
+
+    writer: _Writer
+    _done = False
+
+    def _finish(self) -> None:
+        self.writer.finish()
+        self._done = True
+
+    def close(self) -> None:
+        if not self._done:
+            self.writer.abort()
+
+
+class OciArchiveWriter(ArchiveWriter):
+    """Writes an OCI archive holding any number of images (``save --format oci A B``)."""
+
+    def __init__(self, path: Path | None) -> None:
+        super().__init__("oci-archive", path)
         self._entries: list[dict[str, Any]] = []
         self._tar.add_bytes(OCI_LAYOUT_FILE, LAYOUT_JSON)
 
@@ -405,27 +454,15 @@ class OciArchiveWriter:
         """
         return OciArchiveDestination(self, ref, image_name)
 
-    def has(self, desc: Descriptor) -> bool:
-        return str(desc.digest) in self._written
-
     def put(self, desc: Descriptor, stream: BinaryIO) -> None:
-        if self.has(desc):
-            return
-        reader = VerifyingReader(stream, desc)
-        self._tar.add_stream(blob_name(desc.digest), desc.size, reader.as_stream())
-        reader.finish()
-        self._written.add(str(desc.digest))
+        if not self.has(desc):
+            self._add_verified(blob_name(desc.digest), desc, stream)
 
     def add_entry(self, desc: Descriptor) -> None:
         self._entries.append(desc.to_json())
 
-    def finish(self) -> None:
+    def _last_members(self) -> None:
         self._tar.add_bytes(INDEX_FILE, index_json(self._entries))
-        self._tar.close()
-        self._out.finish()
-
-    def abort(self) -> None:
-        self._out.abort()
 
 
 class OciArchiveDestination:
@@ -462,20 +499,13 @@ class OciArchiveDestination:
         pass
 
 
-class SingleImageArchive(OciArchiveDestination):
+class SingleImageArchive(FinishedByCommit[OciArchiveWriter], OciArchiveDestination):
     """``oci-archive:FILE[:REF]`` as a copy destination: the archive is complete when the
     image is committed, and removed if it never is."""
 
-    _done = False
-
     def commit(self, top: ManifestBlob) -> None:
         super().commit(top)
-        self.writer.finish()
-        self._done = True
-
-    def close(self) -> None:
-        if not self._done:
-            self.writer.abort()
+        self._finish()
 
 
 def open_oci_archive_source(path: Path, ref: str | None) -> LayoutSource:
