@@ -36,6 +36,7 @@ from pallet.build.fsops import (
     resolve_chown,
     secure_join,
 )
+from pallet.build.git_source import parse_git_ref
 from pallet.build.sources import SourceTree, clean, missing_source
 from pallet.dockerfile.ignore import PatternMatcher
 from pallet.dockerfile.plan import CopyStep, Step
@@ -47,7 +48,13 @@ _MAX_DOWNLOAD = 8 << 30
 
 
 def is_url(source: str) -> bool:
-    return source.startswith(_URL_PREFIXES)
+    """A file to download (a git repository's URL is not one: see ``git_source``)."""
+    return source.startswith(_URL_PREFIXES) and parse_git_ref(source) is None
+
+
+def is_remote(source: str) -> bool:
+    """Read from the network, not from the source tree."""
+    return is_url(source) or parse_git_ref(source) is not None
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ def match_sources(copy: CopyStep, tree: SourceTree, where: str) -> list[Match]:
     """The tree paths COPY/ADD reads, with a clear error for a missing source."""
     matches: list[Match] = []
     for source in copy.sources:
-        if is_url(source):
+        if is_remote(source):
             continue
         pivot = ""
         if copy.parents and "/./" in f"/{source}":
@@ -214,6 +221,8 @@ class CopyContext:
     from_context: bool
     downloads: tuple[Download, ...]
     mtime_ns: int  # for heredoc files
+    #: work trees of ADD's git sources, copied like a directory's contents
+    checkouts: tuple[Path, ...] = ()
 
 
 def execute_copy(
@@ -231,7 +240,7 @@ def execute_copy(
     chmod = parse_chmod(copy.chmod) if copy.chmod else None
     file_owner = owner if owner is not None else (Owner(0, 0) if cx.from_context else None)
     copier = TreeCopier(CopyOptions(owner=file_owner, chmod=chmod))
-    count = len(matches) + len(copy.inline) + len(cx.downloads)
+    count = len(matches) + len(copy.inline) + len(cx.downloads) + len(cx.checkouts)
     if count > 1 or copy.parents:
         dest_dir = True
     target = secure_join(root, dest)
@@ -278,6 +287,13 @@ def execute_copy(
         mtime = int(dl.mtime * 1e9) if dl.mtime is not None else cx.mtime_ns
         copier.write_file(path, dl.path, 0o600, mtime)
     copier.finish()
+
+    if cx.checkouts:
+        # a repository's files are root's unless --chown says otherwise (BuildKit)
+        git_copier = TreeCopier(CopyOptions(owner=owner or Owner(0, 0), chmod=chmod))
+        for tree in cx.checkouts:
+            _copy_dir(SourceTree(tree), "", root, dest, owner, git_copier, excludes)
+        git_copier.finish()
 
 
 def _copy_dir(

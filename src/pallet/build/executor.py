@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import posixpath
+import shutil
 import threading
 import time
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from pallet.build.copy_step import (
     match_sources,
 )
 from pallet.build.fsops import Owner, make_dirs
+from pallet.build.git_source import GitRef, checkout, parse_git_ref, resolve_commit
 from pallet.build.keys import digest_of, step_doc
 from pallet.build.options import BuildOptions
 from pallet.build.progress import Progress
@@ -251,6 +253,7 @@ class StageRunner:
             tree: SourceTree | None = None
             matches = []
             downloads: list[Download] = []
+            gits: list[tuple[GitRef, str]] = []
             mount_trees: dict[int, SourceTree] = {}
             if step.copy is not None:
                 copy = step.copy
@@ -264,11 +267,20 @@ class StageRunner:
                 else:
                     inputs["source"] = source_key
                 for src in copy.sources:
-                    if is_url(src):
+                    git = parse_git_ref(src)
+                    if git is not None:
+                        if not copy.add:
+                            raise BuildError(
+                                f"{label}: COPY cannot read a git repository ({src}); use ADD"
+                            )
+                        gits.append((git, resolve_commit(git, label)))
+                    elif is_url(src):
                         if not copy.add:
                             raise BuildError(f"{label}: COPY cannot read a URL ({src}); use ADD")
                         downloads.append(download(src, self.scratch, copy.checksum, label))
                 inputs["downloads"] = [str(d.digest) for d in downloads]
+                if gits:  # the commit, not the ref: a moved branch reruns the step
+                    inputs["git"] = [[g.remote, c, g.subdir, copy.keep_git_dir] for g, c in gits]
             if step.run is not None:
                 for index, mount in enumerate(step.run.mounts):
                     if mount.type == "bind" or (mount.type == "cache" and mount.from_):
@@ -307,7 +319,7 @@ class StageRunner:
                 self.counters.executed += 1
             try:
                 result = self._execute(
-                    step, label, number, fs, tree, matches, downloads, mount_trees
+                    step, label, number, fs, tree, matches, downloads, gits, mount_trees
                 )
             except BuildError as exc:
                 self.progress.error(number, str(exc).removeprefix(f"{label}: "))
@@ -359,6 +371,7 @@ class StageRunner:
         tree: SourceTree | None,
         matches: list[Match],
         downloads: list[Download],
+        gits: list[tuple[GitRef, str]],
         mount_trees: Mapping[int, SourceTree],
     ) -> tuple[Descriptor, Digest, Digest] | None:
         lowers = self.lowerdirs(fs)
@@ -373,12 +386,20 @@ class StageRunner:
             with writable_rootfs([] if link else lowers, work) as root:
                 if step.copy is not None:
                     assert tree is not None
+                    checkouts = tuple(
+                        checkout(git, commit, self.scratch, step.copy.keep_git_dir, label)
+                        for git, commit in gits
+                    )
+                    for path in checkouts:  # gone with the step, not at the build's end
+                        top = self.scratch / path.relative_to(self.scratch).parts[0]
+                        stack.callback(shutil.rmtree, top, ignore_errors=True)
                     cx = CopyContext(
                         label,
                         tree,
                         isinstance(tree, ContextTree),
                         tuple(downloads),
                         (self.epoch if self.epoch is not None else int(time.time())) * 10**9,
+                        checkouts,
                     )
                     try:
                         execute_copy(step, step.copy, matches, root, cx, accounts)
