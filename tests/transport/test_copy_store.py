@@ -296,3 +296,30 @@ def test_layer_with_a_wrong_diff_id_leaves_the_store_as_it_was(tiny_layout, kit,
     with pytest.raises(DigestMismatch, match=image.diff_ids[1][7:]):
         transfer(f"oci:{layout}:v1", "pallet:bad:1", root, dest_compression="zstd")
     assert store_state(root) == before
+
+
+# (an archive reads exactly the announced size, so bytes past it are never written)
+@pytest.mark.parametrize(
+    ("dest", "damage"),
+    [*((dest, "flipped") for dest in LOCAL), ("oci", "longer"), ("pallet", "longer")],
+)
+def test_a_corrupt_source_blob_never_lands(dest, damage, tiny_layout, kit, tmp_path) -> None:
+    # local destinations verify blobs themselves (copy does not hash them a second time)
+    layout, image = tiny_layout("v1")
+    config = layout / "blobs" / "sha256" / image.image_id.split(":")[1]
+    data = config.read_bytes()
+    config.write_bytes(data[:-1] + b"!" if damage == "flipped" else data + b"\n")
+    root = tmp_path / "store"
+    (tmp_path / "out").mkdir()
+    target = spec_for(dest, tmp_path / "out", "bad:1")
+    with pytest.raises(DigestMismatch, match=image.image_id.split(":")[1]):
+        transfer(f"oci:{layout}:v1", target, root)
+    if dest == "pallet":
+        assert image.image_id.split(":")[1] not in kit.blob_files(root)
+        assert "bad" not in (root / "index.json").read_text()
+    elif dest == "oci":
+        out = tmp_path / "out" / "bad-1"
+        assert image.image_id.split(":")[1] not in kit.blob_files(out)
+        assert not (out / "index.json").exists()
+    else:
+        assert list((tmp_path / "out").iterdir()) == []

@@ -346,6 +346,9 @@ class DockerArchiveWriter(ArchiveWriter):
 class DockerArchiveDestination:
     """One image going into a :class:`DockerArchiveWriter`."""
 
+    #: ``put_blob`` checks size and digest itself (copy need not hash the bytes again)
+    verifies_blobs = True
+
     #: docker-archives hold uncompressed layers: copy() decompresses into them
     layer_compression = "none"
 

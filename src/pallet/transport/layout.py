@@ -225,6 +225,9 @@ class LayoutDestination:
     """Writes one image into a layout directory; ``commit`` adds it to ``index.json``,
     replacing an entry of the same name (as skopeo does)."""
 
+    #: ``put_blob`` checks size and digest itself (copy need not hash the bytes again)
+    verifies_blobs = True
+
     def __init__(self, root: Path, ref: str | None) -> None:
         self.root = root
         self.ref = ref

@@ -468,6 +468,9 @@ class OciArchiveWriter(ArchiveWriter):
 class OciArchiveDestination:
     """One image going into an :class:`OciArchiveWriter`."""
 
+    #: ``put_blob`` checks size and digest itself (copy need not hash the bytes again)
+    verifies_blobs = True
+
     def __init__(
         self, writer: OciArchiveWriter, ref: str | None, image_name: str | None = None
     ) -> None:

@@ -210,6 +210,9 @@ class StoreWriter:
 class StoreDestination:
     """One image going into the store through a :class:`StoreWriter`."""
 
+    #: ``put_blob`` checks size and digest itself (copy need not hash the bytes again)
+    verifies_blobs = True
+
     default_compression = StoreWriter.default_compression
 
     def __init__(self, writer: StoreWriter, names: tuple[str, ...], own: bool = False) -> None:
