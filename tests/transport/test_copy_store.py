@@ -74,16 +74,22 @@ def test_copy_between_every_pair_keeps_the_image(first, second, tiny_layout, tmp
     assert diff_ids == image.diff_ids
 
 
-def test_docker_archive_round_trip_through_the_store(tiny_layout, tmp_path) -> None:
+def _save_and_load(tiny_layout, tmp_path: Path, fmt: str):
+    """Put the tiny image in a store, save it as ``fmt``, load that into a fresh store."""
     layout, image = tiny_layout("v1")
     root = tmp_path / "store"
     transfer(f"oci:{layout}:v1", "pallet:tiny:1", root)
     archive = tmp_path / "saved.tar"
-    save_images(root, ["tiny:1"], archive, "docker-archive")
+    save_images(root, ["tiny:1"], archive, fmt)
     fresh = tmp_path / "fresh"
     index = ArchiveIndex.open_path(archive)
     (loaded,) = load_archive(fresh, index)
     index.close()
+    return image, fresh, loaded
+
+
+def test_docker_archive_round_trip_through_the_store(tiny_layout, tmp_path) -> None:
+    image, fresh, loaded = _save_and_load(tiny_layout, tmp_path, "docker-archive")
     assert loaded.names == ("docker.io/library/tiny:1",)
     assert loaded.image_id == image.image_id
     source = StoreSource.open(fresh, "tiny:1")
@@ -94,15 +100,7 @@ def test_docker_archive_round_trip_through_the_store(tiny_layout, tmp_path) -> N
 
 
 def test_oci_archive_round_trip_keeps_the_manifest_digest(tiny_layout, tmp_path) -> None:
-    layout, image = tiny_layout("v1")
-    root = tmp_path / "store"
-    transfer(f"oci:{layout}:v1", "pallet:tiny:1", root)
-    archive = tmp_path / "saved.tar"
-    save_images(root, ["tiny:1"], archive, "oci-archive")
-    fresh = tmp_path / "fresh"
-    index = ArchiveIndex.open_path(archive)
-    (loaded,) = load_archive(fresh, index)
-    index.close()
+    image, fresh, loaded = _save_and_load(tiny_layout, tmp_path, "oci-archive")
     assert loaded.names == ("docker.io/library/tiny:1",)
     assert StoreSource.open(fresh, "tiny:1").get_manifest().raw == image.manifest
 
