@@ -3,6 +3,8 @@ library, so the store is not tested with inputs made by its own code."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from oci_fixtures import (
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
 from pallet.store import Store
+from pallet.store import overlay as overlay_mod
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,24 @@ def store(tmp_path: Path) -> Store:
     return Store.open(tmp_path / "root")
 
 
+@pytest.fixture
+def mounted(tmp_path: Path) -> Iterator[Path]:
+    """An empty mount point, unmounted after the test if it was left mounted."""
+    target = tmp_path / "mnt"
+    target.mkdir()
+    yield target
+    if os.path.ismount(target):
+        overlay_mod.unmount(target, lazy=True)
+
+
+def view(root: Path) -> dict[str, str]:
+    """A tree as {relative path: "dir" or file text}."""
+    return {
+        str(p.relative_to(root)): ("dir" if p.is_dir() else p.read_text())
+        for p in sorted(root.rglob("*"))
+    }
+
+
 def blob_files(store: Store) -> set[str]:
     return {p.name for p in (store.root / "blobs" / "sha256").iterdir()}
 
@@ -96,6 +117,7 @@ class Kit:
     put_image = staticmethod(put_image)
     blob_files = staticmethod(blob_files)
     ingest_files = staticmethod(ingest_files)
+    view = staticmethod(view)
     OCI_MANIFEST = OCI_MANIFEST
     OCI_INDEX = OCI_INDEX
     OCI_LAYER_GZIP = OCI_LAYER_GZIP

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,22 +34,6 @@ def two_layer_image(kit: Any) -> Any:
 
 
 EXPECTED = {"d": "dir", "d/z": "z\n", "keep.txt": "new\n"}
-
-
-def view(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): ("dir" if p.is_dir() else p.read_text())
-        for p in sorted(root.rglob("*"))
-    }
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    yield mnt
-    if os.path.ismount(mnt):
-        overlay_mod.unmount(mnt, lazy=True)
 
 
 def test_ensure_extracts_each_layer_once_under_its_chain_id(store: Store, kit: Any) -> None:
@@ -82,16 +65,16 @@ def test_a_layer_that_does_not_match_its_diff_id_leaves_no_snapshot(store: Store
 @pytest.mark.root
 @pytest.mark.overlay
 def test_a_two_layer_image_with_whiteouts_mounts_merged(
-    store: Store, kit: Any, target: Path
+    store: Store, kit: Any, mounted: Path
 ) -> None:
     store.tag(NAME, kit.put_image(store, two_layer_image(kit)))
     stored = store.image(NAME)
     store.snapshots.ensure(stored.manifest.layers, stored.diff_ids)
-    store.snapshots.mount(stored.chain_ids, target)
+    store.snapshots.mount(stored.chain_ids, mounted)
     try:
-        assert view(target) == EXPECTED
+        assert kit.view(mounted) == EXPECTED
     finally:
-        overlay_mod.unmount(target)
+        overlay_mod.unmount(mounted)
 
 
 @pytest.mark.root
@@ -102,22 +85,22 @@ def test_the_copy_fallback_of_an_image_matches_the_mount(
     stored = store.image(NAME)
     store.snapshots.ensure(stored.manifest.layers, stored.diff_ids)
     store.snapshots.materialize(stored.chain_ids, tmp_path / "rootfs")
-    assert view(tmp_path / "rootfs") == EXPECTED
+    assert kit.view(tmp_path / "rootfs") == EXPECTED
 
 
 @pytest.mark.root
 @pytest.mark.overlay
-def test_a_120_layer_image_is_extracted_and_mounted(store: Store, kit: Any, target: Path) -> None:
+def test_a_120_layer_image_is_extracted_and_mounted(store: Store, kit: Any, mounted: Path) -> None:
     tars = [kit.layer_tar({f"layer-{i:03d}": str(i).encode()}) for i in range(120)]
     store.tag(NAME, kit.put_image(store, kit.raw_image(tars, "tall")))
     stored = store.image(NAME)
     with store.lease([stored.digest]):
         store.snapshots.ensure(stored.manifest.layers, stored.diff_ids)
-        store.snapshots.mount(stored.chain_ids, target)
+        store.snapshots.mount(stored.chain_ids, mounted)
     try:
-        assert sorted(os.listdir(target)) == [f"layer-{i:03d}" for i in range(120)]
+        assert sorted(os.listdir(mounted)) == [f"layer-{i:03d}" for i in range(120)]
     finally:
-        overlay_mod.unmount(target)
+        overlay_mod.unmount(mounted)
 
 
 def test_a_leased_image_keeps_its_snapshots_through_gc(store: Store, kit: Any) -> None:
@@ -187,7 +170,7 @@ def test_an_image_unpacks_flat_without_snapshots(store: Store, kit: Any, tmp_pat
     image = two_layer_image(kit)
     kit.put_image(store, image)
     store.snapshots.materialize_layers(image.layer_descriptors, image.diff_ids, tmp_path / "fs")
-    assert view(tmp_path / "fs") == EXPECTED
+    assert kit.view(tmp_path / "fs") == EXPECTED
     assert store.snapshots.chain_ids() == []
     wrong = [image.diff_ids[0], kit.sha256(b"other")]
     with pytest.raises(DigestMismatch, match=image.layer_digests[1]):

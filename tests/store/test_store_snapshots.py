@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,23 +51,7 @@ def upper_layer(fs: Path) -> None:
     (fs / "keep.txt").write_text("changed\n")
 
 
-def merged_view(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): ("dir" if p.is_dir() else p.read_text())
-        for p in sorted(root.rglob("*"))
-    }
-
-
 EXPECTED = {"d": "dir", "d/z": "z\n", "keep.txt": "changed\n"}
-
-
-@pytest.fixture
-def mounted(tmp_path: Path) -> Iterator[Path]:
-    target = tmp_path / "mnt"
-    target.mkdir()
-    yield target
-    if os.path.ismount(target):
-        overlay_mod.unmount(target, lazy=True)
 
 
 def test_adopted_snapshots_are_keyed_by_chain_id(store: Store, kit: Any) -> None:
@@ -91,7 +75,7 @@ def test_two_layers_with_whiteouts_mount_as_the_merged_view(
     top = add_snapshot(store, kit, bottom, upper_layer)
     store.snapshots.mount([bottom, top], mounted)
     try:
-        assert merged_view(mounted) == EXPECTED
+        assert kit.view(mounted) == EXPECTED
     finally:
         overlay_mod.unmount(mounted)
 
@@ -128,7 +112,7 @@ def test_copy_fallback_gives_the_same_view(store: Store, kit: Any, tmp_path: Pat
     top = add_snapshot(store, kit, bottom, upper_layer)
     dest = tmp_path / "flat"
     store.snapshots.materialize([bottom, top], dest)
-    assert merged_view(dest) == EXPECTED
+    assert kit.view(dest) == EXPECTED
     assert os.listxattr(dest / "d") == []  # overlay markers are not copied as content
 
 
