@@ -9,7 +9,8 @@ import io
 import json
 import tarfile
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Self
 
 from pallet.oci.digest import Digest
 
@@ -76,3 +77,28 @@ def manifest_json(config: bytes, layers: Sequence[bytes]) -> bytes:
             ],
         }
     ).encode()
+
+
+@dataclass(frozen=True)
+class ImageBlobs:
+    """A single-platform image as its blobs: manifest, config, gzip layers, and the
+    uncompressed tars those layers hold."""
+
+    manifest: bytes
+    config: bytes
+    layers: tuple[bytes, ...]  # gzip, as stored
+    tars: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, tars: Sequence[bytes], config: bytes) -> Self:
+        """The image of ``tars`` (gzipped as layers) and ``config``, with its manifest."""
+        layers = gzip_layers(tars)
+        return cls(manifest_json(config, layers), config, layers, tuple(tars))
+
+    @property
+    def diff_ids(self) -> list[Digest]:
+        return [sha256(t) for t in self.tars]
+
+    @property
+    def blobs(self) -> list[bytes]:
+        return [self.manifest, self.config, *self.layers]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,9 @@ from oci_fixtures import (
     OCI_INDEX,
     OCI_LAYER_GZIP,
     OCI_MANIFEST,
+    ImageBlobs,
     config_json,
-    gzip_layers,
     layer_tar,
-    manifest_json,
     sha256,
 )
 from pallet.oci.descriptor import Descriptor
@@ -26,13 +24,7 @@ from pallet.store import Store
 from pallet.store import overlay as overlay_mod
 
 
-@dataclass(frozen=True)
-class RawImage:
-    manifest: bytes
-    config: bytes
-    layers: tuple[bytes, ...]  # gzip, as stored
-    tars: tuple[bytes, ...]
-
+class RawImage(ImageBlobs):
     @property
     def descriptor(self) -> Descriptor:
         return Descriptor(OCI_MANIFEST, sha256(self.manifest), len(self.manifest))
@@ -46,22 +38,12 @@ class RawImage:
         return [sha256(b) for b in self.layers]
 
     @property
-    def diff_ids(self) -> list[Digest]:
-        return [sha256(t) for t in self.tars]
-
-    @property
     def layer_descriptors(self) -> list[Descriptor]:
         return [Descriptor(OCI_LAYER_GZIP, sha256(b), len(b)) for b in self.layers]
 
-    @property
-    def blobs(self) -> list[bytes]:
-        return [self.manifest, self.config, *self.layers]
-
 
 def raw_image(tars: list[bytes], label: str = "test") -> RawImage:
-    layers = gzip_layers(tars)
-    config = config_json(tars, "amd64", {"Labels": {"label": label}})
-    return RawImage(manifest_json(config, layers), config, layers, tuple(tars))
+    return RawImage.of(tars, config_json(tars, "amd64", {"Labels": {"label": label}}))
 
 
 def simple_image(label: str, nlayers: int = 2) -> RawImage:

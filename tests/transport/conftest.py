@@ -14,23 +14,16 @@ import pytest
 from oci_fixtures import (
     OCI_INDEX,
     OCI_MANIFEST,
+    ImageBlobs,
     config_json,
-    gzip_layers,
     layer_tar,
-    manifest_json,
     sha256,
 )
 from pallet.oci.platform import host_platform
 
 
-@dataclass(frozen=True)
-class TinyImage:
+class TinyImage(ImageBlobs):
     """What a test needs to know about an image it wrote."""
-
-    manifest: bytes
-    config: bytes
-    layers: tuple[bytes, ...]  # compressed, as stored
-    tars: tuple[bytes, ...]  # uncompressed
 
     @property
     def manifest_digest(self) -> str:
@@ -39,10 +32,6 @@ class TinyImage:
     @property
     def image_id(self) -> str:
         return sha256(self.config)
-
-    @property
-    def diff_ids(self) -> list[str]:
-        return [sha256(t) for t in self.tars]
 
     def descriptor(self, platform: dict[str, str] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -61,7 +50,6 @@ def make_image(tag: str, arch: str | None = None, nlayers: int = 2) -> TinyImage
         layer_tar({f"etc/{tag}-{i}.txt": f"{tag} layer {i}\n".encode() * (i + 1)})
         for i in range(nlayers)
     )
-    layers = gzip_layers(tars)
     config = config_json(
         tars,
         arch,
@@ -69,8 +57,7 @@ def make_image(tag: str, arch: str | None = None, nlayers: int = 2) -> TinyImage
         indent=1,  # unusual formatting: copies must keep these bytes as they are
         history=[{"created_by": f"layer {i}"} for i in range(nlayers)],
     )
-    manifest = manifest_json(config, layers)
-    return TinyImage(manifest, config, layers, tars)
+    return TinyImage.of(tars, config)
 
 
 def write_blob(root: Path, data: bytes) -> None:
@@ -91,7 +78,7 @@ def write_layout(root: Path, entries: list[tuple[str | None, dict[str, Any]]]) -
 
 
 def store_image(root: Path, image: TinyImage) -> None:
-    for blob in (image.manifest, image.config, *image.layers):
+    for blob in image.blobs:
         write_blob(root, blob)
 
 
