@@ -284,6 +284,7 @@ class FaultyProxy:
         self.min_size = min_size
         self.faults = 0
         self.port = 0
+        self._uploaded = -1  # upload request bytes seen, once the first upload starts
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -310,15 +311,16 @@ class FaultyProxy:
             return
 
         async def pump_up() -> None:
-            sent = -1  # bytes of the current upload request, once one is seen
             try:
                 while data := await reader.read(65536):
                     if self.mode == "cut-upload" and self.faults == 0:
-                        if data.startswith((b"PATCH ", b"PUT ")) and sent < 0:
-                            sent = 0
-                        if sent >= 0:
-                            sent += len(data)
-                            if sent > self.after:
+                        if data.startswith((b"PATCH ", b"PUT ")) and self._uploaded < 0:
+                            self._uploaded = 0
+                        if self._uploaded >= 0:
+                            # counted over every connection: the client may spread
+                            # its requests over several kept-alive ones
+                            self._uploaded += len(data)
+                            if self._uploaded > self.after:
                                 # drop the upload mid-body: both directions go
                                 self.faults += 1
                                 writer.transport.abort()

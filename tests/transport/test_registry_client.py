@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -22,7 +23,11 @@ from registry_fixtures import (  # noqa: E402
 )
 
 from pallet.errors import ManifestUnknown  # noqa: E402
-from pallet.store import Store  # noqa: E402
+from pallet.oci.descriptor import Descriptor  # noqa: E402
+from pallet.oci.digest import Digest  # noqa: E402
+from pallet.oci.mediatypes import OCI_LAYER_GZIP  # noqa: E402
+from pallet.store import Store, blobs  # noqa: E402
+from pallet.transport.registry import open_source  # noqa: E402
 from pallet.transport.registry_pull import pull  # noqa: E402
 from pallet.transport.registry_push import push  # noqa: E402
 
@@ -113,3 +118,87 @@ def test_push_to_another_repository_mounts_the_blobs(tmp_path: Path, registry: R
     assert result.mounted == len(image.blobs)
     assert result.uploaded == 0
     assert pull(second, tmp_path / "dest").digest == image.digest
+
+
+def registry_requests(registry: Registry) -> list[tuple[str, str]]:
+    """(method, path) of every request the registry answered, in order."""
+    out = []
+    for line in registry.log_text().splitlines():
+        if 'msg="response completed' not in line:
+            continue
+        method = re.search(r"http\.request\.method=(\w+)", line)
+        uri = re.search(r'http\.request\.uri="?([^" ]+)', line)
+        if method and uri:
+            out.append((method.group(1), uri.group(1)))
+    return out
+
+
+def test_push_of_a_manifest_the_registry_holds_only_sets_the_tag(
+    tmp_path: Path, registry: Registry
+) -> None:
+    image = make_image()
+    first = f"{registry.host}/app:v1"
+    root = seed_store(tmp_path, first, image)
+    push(first, root)
+    store = Store.open(root)
+    second = f"{registry.host}/app:v2"
+    store.tag(second, store.resolve(first))
+    seen = len(registry_requests(registry))
+
+    result = push(second, root)
+
+    assert (result.uploaded, result.mounted, result.digest) == (0, 0, image.digest)
+    assert result.size == len(image.manifest)
+    after = registry_requests(registry)[seen:]
+    assert not [r for r in after if "/blobs/" in r[1]]
+    assert ("PUT", "/v2/app/manifests/v2") in after
+    assert pull(second, tmp_path / "dest").digest == image.digest
+
+
+def test_blob_reads_return_exactly_what_was_asked(tmp_path: Path, registry: Registry) -> None:
+    image = make_image((3 << 20,))
+    name = f"{registry.host}/app:v1"
+    push(name, seed_store(tmp_path, name, image))
+    layer = image.layers[0]
+    source = open_source(name)
+    try:
+        source.get_manifest()
+        desc = Descriptor(OCI_LAYER_GZIP, Digest(sha256(layer)), len(layer))
+        blob = source.remote_blob(desc)
+        got = bytearray()
+        sizes = [1, 7, 65_537, 1 << 20, 3, 300_001]
+        for size in sizes:
+            piece = blob.read(size)
+            assert len(piece) == size
+            got += piece
+        while chunks := blob.read_chunks(1_000_003):
+            assert sum(len(c) for c in chunks) <= 1_000_003
+            got += b"".join(chunks)
+        assert blob.read(10) == b""
+        blob.close()
+    finally:
+        source.close()
+    assert bytes(got) == layer
+
+
+def test_pull_starting_writeback_early_stores_whole_blobs(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ranges: list[tuple[int, int]] = []
+    real = blobs.start_writeback
+
+    def spy(fd: int, offset: int, length: int) -> None:
+        ranges.append((offset, length))
+        real(fd, offset, length)
+
+    monkeypatch.setattr(blobs, "WRITEBACK_EVERY", 100_000)
+    monkeypatch.setattr(blobs, "start_writeback", spy)
+    image = make_image((1 << 20, 5000))
+    name = f"{registry.host}/app:v1"
+    push(name, seed_store(tmp_path, name, image))
+    root = tmp_path / "dest"
+    assert pull(name, root).digest == image.digest
+    assert ranges and all(length >= 100_000 for _, length in ranges)
+    store = Store.open(root)
+    for blob in image.blobs:
+        assert store.read_blob(sha256(blob), max_size=1 << 30) == blob

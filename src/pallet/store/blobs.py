@@ -23,6 +23,31 @@ from pallet.store.locks import lock_fd
 
 #: what :meth:`BlobStore.read_blob` reads into memory at most (manifests, configs)
 DEFAULT_MAX_READ = 16 << 20
+#: written bytes after which the kernel is asked to start writing them to disk, so the
+#: fsync at commit finds most of a large blob already there instead of all of it
+WRITEBACK_EVERY = 8 << 20
+_SYNC_FILE_RANGE_WRITE = 2
+_sync_file_range: Callable[[int, int, int, int], int] | None = None
+_sync_file_range_loaded = False
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start (not wait for) writing a range of a file to disk: Linux's
+    ``sync_file_range(SYNC_FILE_RANGE_WRITE)``; elsewhere nothing, the fsync does it all."""
+    global _sync_file_range, _sync_file_range_loaded
+    if not _sync_file_range_loaded:
+        _sync_file_range_loaded = True
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+            fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+            fn.restype = ctypes.c_int
+            _sync_file_range = fn
+        except (OSError, AttributeError):
+            _sync_file_range = None
+    if _sync_file_range is not None:
+        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # a hint: errors ignored
 
 
 class BlobStore:
@@ -105,6 +130,7 @@ class BlobWriter:
         alg = self.expected.algorithm if self.expected is not None else algorithm
         self._hasher = new_hasher(alg)
         self._size = 0
+        self._flushed = 0  # bytes handed to start_writeback
         self._done = False
         hint = self.expected.encoded[:12] if self.expected is not None else "new"
         self.ingest_path = blobs.ingest_dir / f"{hint}-{secrets.token_hex(8)}"
@@ -134,10 +160,14 @@ class BlobWriter:
         self._hasher.update(data)
         try:
             self._file.write(data)
+            self._size += n
+            if self._size - self._flushed >= WRITEBACK_EVERY:
+                self._file.flush()
+                start_writeback(self._file.fileno(), self._flushed, self._size - self._flushed)
+                self._flushed = self._size
         except OSError as exc:
             self.abort()
             raise StoreError(f"{self.ingest_path}: cannot write: {exc.strerror}") from exc
-        self._size += n
         return n
 
     def copy_from(self, stream: BinaryIO, chunk: int = 1 << 20) -> None:

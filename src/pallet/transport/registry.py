@@ -225,14 +225,18 @@ class RegistrySource:
         raise last or TransportError(f"{self.describe()}: no endpoint")
 
     def open_blob(self, desc: Descriptor) -> AbstractContextManager[BinaryIO]:
+        return closing(self.remote_blob(desc).as_stream())
+
+    def remote_blob(self, desc: Descriptor) -> RemoteBlob:
+        """The blob as a stream that can also hand out the received pieces uncopied
+        (:meth:`RemoteBlob.read_chunks`); the caller closes it."""
         on_blob = self.on_blob
 
         def count(n: int) -> None:
             if on_blob is not None:
                 on_blob("bytes", desc, n)
 
-        blob = RemoteBlob(self.http, self.repo.repository, desc, on_bytes=count, cancel=self.cancel)
-        return closing(blob.as_stream())
+        return RemoteBlob(self.http, self.repo.repository, desc, on_bytes=count, cancel=self.cancel)
 
     def close(self) -> None:
         for http in self._candidates:
@@ -276,6 +280,9 @@ class RegistryDestination:
                 self._known.add(desc.digest)
             return True
         return False
+
+    def has_manifest(self, digest: Digest) -> bool:
+        return bool(self.http.runner.run(self.repo.has_manifest(digest)))
 
     def put_blob(self, desc: Descriptor, stream: BinaryIO) -> None:
         sources = self._mount_sources(desc.digest) if self._mount_sources else ()

@@ -49,6 +49,7 @@ class RemoteBlob(io.RawIOBase):
         #: how many times the download was resumed after a dropped connection
         self.resumes = 0
         self._resp: aiohttp.ClientResponse | None = None
+        self._leftover = b""  # received past the last read, not yet returned
         self._on_bytes = on_bytes
         self._cancel = cancel
         self._what = f"{http.registry}/{repository}: blob {desc.digest}"
@@ -62,16 +63,24 @@ class RemoteBlob(io.RawIOBase):
         return len(data)
 
     def read(self, n: int | None = -1) -> bytes:
+        remaining = self.desc.size - self.pos
+        want = remaining if n is None or n < 0 else min(n, remaining)
+        # joining a single piece returns it as is, without a copy
+        return b"".join(self.read_chunks(want))
+
+    def read_chunks(self, n: int) -> list[bytes]:
+        """The next ``n`` bytes (fewer only at the blob's end) as the pieces the
+        connection received them in: no bytes are copied to join them, and one call
+        into the event loop fetches many pieces."""
         if self._cancel is not None and self._cancel.is_set():
             raise Cancelled(f"{self._what}: interrupted")
-        remaining = self.desc.size - self.pos
-        if remaining <= 0:
-            return b""
-        want = remaining if n is None or n < 0 else min(n, remaining)
-        data = self.http.runner.run(self._read(want), self._cancel)
+        want = min(n, self.desc.size - self.pos)
+        if want <= 0:
+            return []
+        chunks = self.http.runner.run(self._read(want), self._cancel)
         if self._on_bytes is not None:
-            self._on_bytes(len(data))
-        return data
+            self._on_bytes(sum(len(c) for c in chunks))
+        return chunks
 
     def close(self) -> None:
         if self._resp is not None:
@@ -82,31 +91,48 @@ class RemoteBlob(io.RawIOBase):
     def as_stream(self) -> BinaryIO:
         return cast(BinaryIO, self)
 
-    async def _read(self, want: int) -> bytes:
-        """Up to ``want`` bytes (at least one): whatever the connection has buffered, so
-        no bytes are copied more than aiohttp already does."""
+    async def _read(self, want: int) -> list[bytes]:
+        """``want`` bytes (at least one piece, fewer only when the connection broke
+        after some arrived: the next call resumes from there)."""
+        out: list[bytes] = []
+        got = 0
         failures = 0
-        while True:
-            try:
-                if self._resp is None:
-                    self._resp = await self._open()
-                chunk = await self._resp.content.read(want)
-                if not chunk:
-                    raise aiohttp.ClientPayloadError("connection closed before the blob's end")
-            except NETWORK_ERRORS as exc:
-                await self._drop()
-                failures += 1
-                if failures >= ATTEMPTS:
-                    raise TransportError(
-                        f"{self._what}: download failed at byte {self.pos}: {describe_exc(exc)}"
-                    ) from None
-                self.resumes += 1
-                await asyncio.sleep(backoff(failures - 1))
-                continue
+        while got < want:
+            if self._leftover:
+                chunk, self._leftover = self._leftover, b""
+            else:
+                try:
+                    if self._resp is None:
+                        self._resp = await self._open()
+                    chunk, boundary = await self._resp.content.readchunk()
+                    if not chunk:
+                        if boundary:  # the end of an HTTP chunk, not of the body
+                            continue
+                        raise aiohttp.ClientPayloadError("connection closed before the blob's end")
+                except NETWORK_ERRORS as exc:
+                    await self._drop()
+                    self.resumes += 1
+                    if out:
+                        return out  # what arrived is good; the next read resumes
+                    failures += 1
+                    if failures >= ATTEMPTS:
+                        raise TransportError(
+                            f"{self._what}: download failed at byte {self.pos}: {describe_exc(exc)}"
+                        ) from None
+                    await asyncio.sleep(backoff(failures - 1))
+                    continue
+            take = want - got
+            if len(chunk) > take:
+                # keep the rest for the next read (past the blob's size it is never read)
+                self._leftover = chunk[take:]
+                chunk = chunk[:take]
+            out.append(chunk)
+            got += len(chunk)
             self.pos += len(chunk)
-            return chunk
+        return out
 
     async def _drop(self) -> None:
+        self._leftover = b""  # bytes past ``pos`` are asked for again with the next Range
         if self._resp is not None:
             resp, self._resp = self._resp, None
             await _release(resp)

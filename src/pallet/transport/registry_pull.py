@@ -10,6 +10,7 @@ failed or interrupted pull removes the blobs it added, leaving the store as it w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,11 +85,13 @@ def _pull(
 
         def fetch(desc: Descriptor) -> None:
             progress.state(desc, "downloading")
-            with source.open_blob(desc) as stream, store.ingest(desc.digest, desc.size) as w:
-                while chunk := stream.read(CHUNK):
-                    w.write(chunk)
+            stream = source.remote_blob(desc)
+            with closing(stream), store.ingest(desc.digest, desc.size) as w:
+                while chunks := stream.read_chunks(CHUNK):
+                    for chunk in chunks:
+                        w.write(chunk)
                 w.commit()  # verifies digest and size; on failure nothing stays
-                resumed[0] += getattr(stream, "resumes", 0)
+                resumed[0] += stream.resumes
             added.append(desc.digest)
             progress.state(desc, "verified")
 

@@ -1,6 +1,7 @@
 """``push``: an image (or index) of the local store to a registry.
 
-Per blob a HEAD; a blob the registry already holds in another repository (known from
+If the registry already holds the manifest (by digest), only the tag is put. Otherwise
+per blob a HEAD; a blob the registry already holds in another repository (known from
 earlier pulls and pushes) is mounted; the rest upload concurrently; then :func:`copy`
 puts the manifests, children first and the tagged one last.
 """
@@ -115,9 +116,17 @@ def _push(
         with store.open_blob(desc.digest) as stream:
             dest.put_blob(desc, stream)
 
-    with store.lease([top.digest]):
-        run_all(blobs, send, concurrency=concurrency, cancel=threading.Event())
-        written = copy(source, dest, all_platforms=True)
+    if dest.has_manifest(top.digest):
+        # The registry holds this very manifest, and it accepted it only with everything
+        # it references: no blob needs a look, only the tag is (re)set.
+        for blob in blobs:
+            progress.state(blob, "exists")
+        dest.commit(top)
+        written = top
+    else:
+        with store.lease([top.digest]):
+            run_all(blobs, send, concurrency=concurrency, cancel=threading.Event())
+            written = copy(source, dest, all_platforms=True)
     sources.record(dest.ref.registry, dest.ref.repository, [b.digest for b in blobs])
     return PushResult(
         str(dest.ref), written.digest, len(written.raw), counts["pushed"], counts["mounted"]
