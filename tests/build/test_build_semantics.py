@@ -60,7 +60,7 @@ def test_onbuild_triggers_run_in_the_child(
         ("COPY a.txt b.txt /nodir", "destination must be a directory and end with a /"),
         ("COPY --chmod=u+q a.txt /x", "--chmod=u+q"),
         ("ADD --checksum=sha256:00 a.txt /x", "--checksum is only supported for URL"),
-        ("RUN --mount=type=ssh true", "--mount=type=ssh is not supported"),
+        ("RUN --mount=type=ssh,required true", "RUN needs ssh agent 'default'"),
     ],
 )
 def test_refused_before_any_step_runs(

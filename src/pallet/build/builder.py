@@ -96,7 +96,7 @@ def _secrets(options: BuildOptions, scratch: Path) -> dict[str, Path]:
     return out
 
 
-def _check_secrets(plan: BuildPlan, given: set[str]) -> None:
+def _check_secrets(plan: BuildPlan, given: set[str], ssh: set[str]) -> None:
     for stage in plan.stages:
         for step in stage.steps:
             if step.run is None:
@@ -109,6 +109,11 @@ def _check_secrets(plan: BuildPlan, given: set[str]) -> None:
                             f"line {step.line}: RUN needs secret {sid!r}: "
                             f"pass it with --secret id={sid},src=FILE"
                         )
+                if mount.type == "ssh" and mount.required and (mount.id or "default") not in ssh:
+                    sid = mount.id or "default"
+                    raise BuildError(
+                        f"line {step.line}: RUN needs ssh agent {sid!r}: pass it with --ssh {sid}"
+                    )
 
 
 def build(store: Store, options: BuildOptions, progress: Progress | None = None) -> BuildResult:
@@ -142,13 +147,13 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
             for src in sources:
                 if src.kind == "image" and src.image and src.image not in images:
                     images[src.image] = image_for(store, src.image, platform, options.pull)
-    _check_secrets(plan, {s.id for s in options.secrets})
+    _check_secrets(plan, {s.id for s in options.secrets}, {a.id for a in options.ssh})
     for stage in plan.stages:
         for step in stage.steps:
             if step.copy is not None:
                 check_copy(step.copy, f"line {step.line}: {step.keyword}")
             for mount in step.run.mounts if step.run is not None else ():
-                if mount.type not in ("bind", "cache", "tmpfs", "secret"):
+                if mount.type not in ("bind", "cache", "tmpfs", "secret", "ssh"):
                     raise BuildError(
                         f"line {step.line}: RUN --mount=type={mount.type} is not supported"
                     )

@@ -417,6 +417,7 @@ class StageRunner:
                         self.secrets,
                         label,
                         self.cancel,
+                        {agent.id: agent.socket for agent in self.options.ssh},
                     )
                     parents = run_command(
                         step, root, env, mount_trees, lambda line: self.progress.log(number, line)

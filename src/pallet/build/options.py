@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pallet.build.ssh_forward import SshAgent
 from pallet.errors import InvalidArgument
 
 OutputType = Literal["image", "oci", "docker", "local", "tar"]
@@ -96,3 +97,5 @@ class BuildOptions:
     iidfile: Path | None = None
     #: push every tag to its registry once the image is stored (``--push``)
     push: bool = False
+    #: ``--ssh`` agents for ``RUN --mount=type=ssh``
+    ssh: tuple[SshAgent, ...] = ()

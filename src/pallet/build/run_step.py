@@ -24,11 +24,12 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pallet.build.fsops import Owner, make_dirs, secure_join
 from pallet.build.sources import ContextTree, SourceTree, clean
+from pallet.build.ssh_forward import agent_socket
 from pallet.dockerfile.mounts import Mount as RunMount
 from pallet.dockerfile.plan import RunStep, Step
 from pallet.errors import BuildError, ContainerError
@@ -50,6 +51,8 @@ class RunEnv:
     secrets: Mapping[str, Path]
     label: str  # "[stage 2/3] RUN ..." for errors
     cancel: threading.Event  # set when another stage failed or the user interrupted
+    #: ``--ssh`` agent sockets by id, for ``--mount=type=ssh``
+    ssh: Mapping[str, Path] = field(default_factory=dict)
 
 
 def _resolv_conf(scratch: Path, network: str) -> Path:
@@ -137,6 +140,7 @@ def _user_mounts(
     from pallet.build.fsops import CopyOptions, TreeCopier
 
     out: list[Mount] = []
+    ssh_index = 0
     for index, mount in enumerate(run.mounts):
         target = mount.target
         if mount.type == "cache":
@@ -189,6 +193,26 @@ def _user_mounts(
             copier.finish()
             mode = "ro" if mount.readonly else "rw"
             out.append(Mount(target, str(copy_root), "bind", ("rbind", mode)))
+        elif mount.type == "ssh":
+            ssh_index += 1
+            sid = mount.id or "default"
+            upstream = env.ssh.get(sid)
+            if upstream is None:
+                if mount.required:
+                    raise BuildError(
+                        f"{env.label}: ssh agent {sid!r} is required: pass it with --ssh {sid}"
+                    )
+                continue
+            dest = target or f"/run/buildkit/ssh_agent.{ssh_index - 1}"
+            relay = env.scratch / f"ssh-{secrets.token_hex(6)}.sock"
+            perms = mount.mode if mount.mode is not None else 0o600
+            stack.enter_context(
+                agent_socket(upstream, relay, mount.uid or 0, mount.gid or 0, perms)
+            )
+            out.append(Mount(dest, str(relay), "bind", ("rbind", "rw")))
+            # BuildKit points SSH_AUTH_SOCK at the first agent unless the image sets it
+            if not any(e.startswith("SSH_AUTH_SOCK=") for e in process_env):
+                process_env.append(f"SSH_AUTH_SOCK={dest}")
         else:
             raise BuildError(f"{env.label}: --mount=type={mount.type} is not supported")
     return out

@@ -47,6 +47,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option("--no-cache-filter", "no_cache_filter", multiple=True, help="Stage not to cache.")
 @click.option("--pull", is_flag=True, help="Always pull base images.")
 @click.option("--secret", "secrets", multiple=True, help="id=ID,src=FILE (or env=VAR).")
+@click.option("--ssh", "ssh", multiple=True, help="default or ID=SOCKET: an ssh-agent to forward.")
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip")
 @click.option("--compression-level", type=int, default=None)
 @click.option("--reproducible", is_flag=True, help="Fixed timestamps (SOURCE_DATE_EPOCH or 0).")
@@ -69,6 +70,7 @@ def build_cmd(
     no_cache_filter: tuple[str, ...],
     pull: bool,
     secrets: tuple[str, ...],
+    ssh: tuple[str, ...],
     compression: str,
     compression_level: int | None,
     reproducible: bool,
@@ -81,6 +83,7 @@ def build_cmd(
     """Build an image from a Dockerfile and a context directory."""
     from pallet.build import BuildOptions, Output, Progress, Secret, build
     from pallet.build.rootfs import private_mount_namespace
+    from pallet.build.ssh_forward import SshAgent
     from pallet.store import Store
 
     # Mounts made from here on die with this process, even on SIGKILL.
@@ -100,6 +103,7 @@ def build_cmd(
         no_cache_filter=no_cache_filter,
         pull=pull,
         secrets=tuple(Secret.parse(s) for s in secrets),
+        ssh=tuple(SshAgent.parse(s) for s in ssh),
         compression=compression,
         compression_level=compression_level,
         reproducible=reproducible,
