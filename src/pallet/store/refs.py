@@ -56,6 +56,21 @@ def index_document(entries: Sequence[dict[str, Any]]) -> bytes:
     return json.dumps(doc, indent=2).encode() + b"\n"
 
 
+def parse_index_entries(data: bytes, what: str) -> list[dict[str, Any]]:
+    """The entries of an ``index.json`` (``what`` names it in errors) as JSON objects;
+    each is validated only when used, so one malformed entry does not hide the others."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise StoreError(f"{what} is not a JSON object")
+    entries = doc.get("manifests") or []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise StoreError(f"{what}: 'manifests' is not a list of objects")
+    return entries
+
+
 class IndexFile:
     """``root/index.json`` and the lock that serialises its writers."""
 
@@ -80,16 +95,7 @@ class IndexFile:
             raise StoreError(f"{self.path}: {exc.strerror}") from exc
         if len(data) > MAX_INDEX_SIZE:
             raise StoreError(f"{self.path} is larger than {MAX_INDEX_SIZE} bytes")
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise StoreError(f"{self.path} is not valid JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise StoreError(f"{self.path} is not a JSON object")
-        entries = doc.get("manifests") or []
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise StoreError(f"{self.path}: 'manifests' is not a list of objects")
-        return entries
+        return parse_index_entries(data, str(self.path))
 
     def descriptors(self) -> list[Descriptor]:
         """Every well-formed entry (a malformed one is skipped here; check reports it)."""

@@ -20,10 +20,12 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from pallet.errors import NotFound, OCIError, TransportError
+from pallet.errors import NotFound, OCIError, StoreError, TransportError
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor
 from pallet.oci.digest import Digest
+from pallet.store.fsutil import atomic_write
+from pallet.store.refs import index_document, parse_index_entries
 from pallet.transport.base import ManifestBlob
 from pallet.transport.copy import VerifyingReader
 
@@ -108,13 +110,10 @@ def read_index(files: LayoutFiles) -> list[dict[str, Any]]:
     others (containers/image behaves the same way).
     """
     what = f"{files.describe()}: {INDEX_FILE}"
-    doc = parse_json(read_limited(files, INDEX_FILE, MAX_INDEX_SIZE), what)
-    if not isinstance(doc, dict):
-        raise TransportError(f"{what} is not a JSON object")
-    entries = doc.get("manifests") or []
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise TransportError(f"{what}: 'manifests' is not a list of objects")
-    return entries
+    try:
+        return parse_index_entries(read_limited(files, INDEX_FILE, MAX_INDEX_SIZE), what)
+    except StoreError as exc:
+        raise TransportError(str(exc)) from None
 
 
 def entry_descriptor(entry: dict[str, Any], where: str) -> Descriptor:
@@ -193,22 +192,13 @@ def write_layout_marker(root: Path) -> None:
         _atomic_write(marker, LAYOUT_JSON)
 
 
-def index_json(entries: Sequence[dict[str, Any]]) -> bytes:
-    doc = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": list(entries)}
-    return json.dumps(doc, indent=2).encode() + b"\n"
+#: the layout's index.json, laid out as the store writes its own
+index_json = index_document
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # 0600 as the layout's blobs (mkstemp files) have always been
+    atomic_write(path, data, mode=0o600)
 
 
 def with_ref(top: ManifestBlob, ref: str | None) -> Descriptor:
