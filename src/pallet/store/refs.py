@@ -155,12 +155,6 @@ class IndexFile:
 
     # -- the operations commands use --------------------------------------------------
 
-    def resolve(self, name: str) -> Descriptor:
-        for desc in self.descriptors():
-            if ref_name(desc) == name:
-                return desc
-        raise NotFound(f"no image named {name!r} in the store")
-
     def tag(self, name: str, desc: Descriptor) -> None:
         """Point ``name`` at ``desc``. An image that loses its last name stays, dangling."""
         if not name:

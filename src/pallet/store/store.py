@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import BinaryIO
 
-from pallet.errors import NotFound, StoreError
+from pallet.errors import StoreError
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
@@ -160,10 +160,8 @@ class Store:
     def resolve(self, name: str) -> Descriptor:
         """The index entry tagged exactly ``name`` (a full normalized reference); failing
         that, what :meth:`find` makes of it (familiar name, digest, image ID)."""
-        try:
-            return self._index.resolve(name)
-        except NotFound:
-            return self.find(name)
+        # find tries the exact name first: one read of index.json serves both steps
+        return self.find(name)
 
     def find(self, name_or_id: str) -> Descriptor:
         """The index entry for a full or familiar reference, a manifest digest, an image
