@@ -77,8 +77,10 @@ class BuildCache:
         chain_id: Digest | None,
         created: str | None = None,
     ) -> None:
-        if layer is not None and chain_id is not None:
-            self.store.leases.get(LEASE_ID).add_all([layer.digest, chain_id])
+        if layer is not None:
+            # an imported layer (--cache-from) has no snapshot yet: lease the blob alone
+            held = [layer.digest, chain_id] if chain_id is not None else [layer.digest]
+            self.store.leases.get(LEASE_ID).add_all(held)
         now = time.time()
         with self.store.state.connect() as db:
             db.execute(

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from pallet.build.cache import BuildCache
+from pallet.build.cache import BuildCache, CacheEntry
+from pallet.build.cache_io import ImportedCache
 from pallet.build.copy_step import (
     CopyContext,
     Download,
@@ -138,6 +139,12 @@ class StageRunner:
         self.progress = progress
         self.secrets = secrets
         self.cache = BuildCache(store)
+        #: ``--cache-from`` layouts, consulted on a local miss
+        self.imported = [
+            cache for spec in options.cache_from if (cache := ImportedCache.load(spec)) is not None
+        ]
+        #: every step's cache entry, hit or run, for ``--cache-to``
+        self.records: dict[str, CacheEntry] = {}
         self.created, self.epoch = created_time(options)
         self.results: dict[int, Future[StageResult]] = {}
         self.cancel = threading.Event()
@@ -305,8 +312,10 @@ class StageRunner:
             )
             key = digest_of({"parent": parent_key, "link": layer_key}) if link else layer_key
             if use_cache:
-                hit = self.cache.get(layer_key)
+                hit = self.cache.get(layer_key) or self._imported(layer_key)
                 if hit is not None:
+                    with self._lock:
+                        self.records[layer_key] = hit
                     self.progress.cached(number)
                     with self._lock:
                         self.counters.cached += 1
@@ -331,6 +340,12 @@ class StageRunner:
                 message = f"{reason}: {where}" if where else reason
                 self.progress.error(number, message)
                 raise BuildError(f"{label}: {message}") from exc
+        with self._lock:
+            self.records[layer_key] = (
+                CacheEntry(None, None, self.created)
+                if result is None
+                else CacheEntry(result[0], result[1], self.created)
+            )
         if result is None:
             self.cache.put(layer_key, None, None, None, self.created)
             self.progress.done(number)
@@ -339,6 +354,15 @@ class StageRunner:
         self.cache.put(layer_key, layer, diff_id, chain_id, self.created)
         self.progress.done(number)
         return StepOutcome(fs.plus(layer, diff_id), key, False, self.created)
+
+    def _imported(self, key: str) -> CacheEntry | None:
+        """An entry from a ``--cache-from`` layout, copied into the local cache."""
+        for cache in self.imported:
+            entry = cache.get(self.store, key)
+            if entry is not None:
+                self.cache.put(key, entry.layer, entry.diff_id, None, entry.created)
+                return entry
+        return None
 
     def _source_tree(self, source: CopySource, stack: ExitStack) -> tuple[SourceTree, str]:
         if source.kind == "context":

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pallet.build.cache_io import CacheSpec
 from pallet.build.ssh_forward import SshAgent
 from pallet.errors import InvalidArgument
 
@@ -99,3 +100,6 @@ class BuildOptions:
     push: bool = False
     #: ``--ssh`` agents for ``RUN --mount=type=ssh``
     ssh: tuple[SshAgent, ...] = ()
+    #: ``--cache-from`` / ``--cache-to`` OCI layouts of the step cache
+    cache_from: tuple[CacheSpec, ...] = ()
+    cache_to: tuple[CacheSpec, ...] = ()

@@ -48,6 +48,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option("--pull", is_flag=True, help="Always pull base images.")
 @click.option("--secret", "secrets", multiple=True, help="id=ID,src=FILE (or env=VAR).")
 @click.option("--ssh", "ssh", multiple=True, help="default or ID=SOCKET: an ssh-agent to forward.")
+@click.option("--cache-from", "cache_from", multiple=True, help="type=local,src=DIR")
+@click.option("--cache-to", "cache_to", multiple=True, help="type=local,dest=DIR")
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip")
 @click.option("--compression-level", type=int, default=None)
 @click.option("--reproducible", is_flag=True, help="Fixed timestamps (SOURCE_DATE_EPOCH or 0).")
@@ -71,6 +73,8 @@ def build_cmd(
     pull: bool,
     secrets: tuple[str, ...],
     ssh: tuple[str, ...],
+    cache_from: tuple[str, ...],
+    cache_to: tuple[str, ...],
     compression: str,
     compression_level: int | None,
     reproducible: bool,
@@ -82,6 +86,7 @@ def build_cmd(
 ) -> None:
     """Build an image from a Dockerfile and a context directory."""
     from pallet.build import BuildOptions, Output, Progress, Secret, build
+    from pallet.build.cache_io import CacheSpec
     from pallet.build.rootfs import private_mount_namespace
     from pallet.build.ssh_forward import SshAgent
     from pallet.store import Store
@@ -104,6 +109,8 @@ def build_cmd(
         pull=pull,
         secrets=tuple(Secret.parse(s) for s in secrets),
         ssh=tuple(SshAgent.parse(s) for s in ssh),
+        cache_from=tuple(CacheSpec.parse(c, "--cache-from") for c in cache_from),
+        cache_to=tuple(CacheSpec.parse(c, "--cache-to") for c in cache_to),
         compression=compression,
         compression_level=compression_level,
         reproducible=reproducible,
