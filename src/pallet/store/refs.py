@@ -23,9 +23,9 @@ from pallet.errors import NotFound, OCIError, StoreError
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import ANNOTATION_REF_NAME, Descriptor
 from pallet.oci.digest import Digest
+from pallet.oci.layout import INDEX_FILE as INDEX_FILE
 from pallet.store.fsutil import atomic_write
 
-INDEX_FILE = "index.json"
 #: index.json is read whole; refuse absurd sizes rather than exhausting memory
 MAX_INDEX_SIZE = 64 << 20
 

@@ -24,6 +24,7 @@ from pallet.errors import StoreError
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
+from pallet.oci.layout import LAYOUT_FILE as LAYOUT_FILE
 from pallet.oci.manifest import Manifest
 from pallet.oci.platform import Platform
 from pallet.store import images
@@ -38,7 +39,6 @@ from pallet.store.refs import IndexEntry, IndexFile
 from pallet.store.snapshots import SnapshotStore
 from pallet.store.state import StateDB
 
-LAYOUT_FILE = "oci-layout"
 _LAYOUT_JSON = json.dumps({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}).encode()
 _DIRS = ("blobs/sha256", "ingest", "snapshots", "containers", "volumes", "locks")
 #: what may be in a directory that is not a layout yet: an empty mount point's

@@ -24,6 +24,8 @@ from pallet.errors import NotFound, OCIError, StoreError, TransportError
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor
 from pallet.oci.digest import Digest
+from pallet.oci.layout import INDEX_FILE as INDEX_FILE
+from pallet.oci.layout import LAYOUT_FILE, blob_path
 from pallet.store.fsutil import atomic_write
 from pallet.store.refs import index_document, parse_index_entries
 from pallet.transport.base import ManifestBlob
@@ -34,8 +36,7 @@ MAX_MANIFEST_SIZE = 4 << 20
 #: index.json of a layout, manifest.json of a docker-archive
 MAX_INDEX_SIZE = 16 << 20
 
-OCI_LAYOUT_FILE = "oci-layout"
-INDEX_FILE = "index.json"
+OCI_LAYOUT_FILE = LAYOUT_FILE
 LAYOUT_JSON = json.dumps({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}).encode()
 
 
@@ -73,7 +74,7 @@ class DirFiles:
 
 
 def blob_name(digest: Digest) -> str:
-    return f"blobs/{digest.algorithm}/{digest.encoded}"
+    return blob_path(digest)
 
 
 def read_limited(files: LayoutFiles, name: str, limit: int) -> bytes:
