@@ -148,3 +148,25 @@ def test_no_stale_mounts_cgroups_or_processes(pallet: Pallet) -> None:
         if str(pallet.root).encode() in cmdline or any(c.encode() in cmdline for c in ids):
             ours.append(cmdline)
     assert ours == []
+
+
+def test_signals_to_pallet_run_reach_the_container_and_init(pallet: Pallet) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pallet", "--root", str(pallet.root), "run", "--name", "sig",
+         "busybox", "sh", "-c", "trap 'echo got-term; exit 9' TERM; echo up; "
+         "while true; do sleep 0.1; done"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"up\n"  # forwarding is set up before start
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        pallet("rm", "-f", "sig", check=False)  # nothing left if forwarding failed
+    assert out == b"got-term\n" and proc.returncode == 9
+    # --init: a small init is pid 1 and the command runs under it
+    out = pallet(
+        "run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"
+    )
+    assert out.stdout.startswith("/sbin/pallet-init -- sh -c")

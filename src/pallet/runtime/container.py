@@ -405,6 +405,8 @@ class Containers:
         record = self.records.set_state(
             record, state="running", pid=pid, monitor_pid=os.getpid(), started=now()
         )
+        # forwarding is in place before the container runs a single instruction
+        forward = _forward_signals(self.runtime, record.id)
         started = subprocess.run(
             self.runtime.command_with_log(runtime_log, "start", record.id),
             stdin=subprocess.DEVNULL,
@@ -413,12 +415,13 @@ class Containers:
             check=False,
         )
         if started.returncode != 0:
+            for sig, previous in forward.items():
+                signal.signal(sig, previous)
             if slirp is not None:
                 slirp.stop()
             self._failed_to_start(record, runtime_log, 125)
         if on_started is not None:
             on_started()
-        forward = _forward_signals(self.runtime, record.id)
         try:
             status = _wait_for(pid)
         finally:
