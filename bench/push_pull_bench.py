@@ -3,7 +3,9 @@ skopeo: an image of 5 x 200 MB incompressible layers plus a 20,000-file compress
 layer; a no-op push; peak RSS of each client process.
 
 Each measurement gets a fresh registry (so nothing is mounted or skipped by accident)
-and a fresh destination. Run: .venv/bin/python bench/push_pull_bench.py
+and a fresh destination. Every measurement is taken BENCH_ROUNDS times (default 3), the
+two clients alternating which goes first, and medians are compared (all times are shown).
+Run: .venv/bin/python bench/push_pull_bench.py
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -30,6 +33,7 @@ REGISTRY = "/usr/bin/docker-registry"
 BIG_LAYERS = int(os.environ.get("BENCH_BIG_LAYERS", "5"))
 BIG_SIZE = int(os.environ.get("BENCH_BIG_MB", "200")) << 20
 SMALL_FILES = int(os.environ.get("BENCH_SMALL_FILES", "20000"))
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "3")))
 
 
 def _sha(data: bytes) -> str:
@@ -184,6 +188,10 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, flo
     return elapsed, peak
 
 
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
 def run() -> list[dict[str, object]]:
     if not os.access(REGISTRY, os.X_OK) or shutil.which("skopeo") is None:
         return [{"name": "push_pull", "skipped": "docker-registry or skopeo not installed"}]
@@ -194,6 +202,11 @@ def run() -> list[dict[str, object]]:
         env["HOME"] = str(tmp / "home")  # no real credentials or config
         env.pop("DOCKER_CONFIG", None)
         env.pop("XDG_CONFIG_HOME", None)
+        # An installed pallet has its bytecode compiled; without a cache every command
+        # would compile its modules from source again. The cache lives in the scratch
+        # directory and is warmed by the set-up commands below, before any timing.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
         layout = tmp / "layout"
         total = build_layout(layout)
         mb = total / 2**20
@@ -212,94 +225,95 @@ def run() -> list[dict[str, object]]:
             env=env,
         )
         skopeo = ["skopeo", "--insecure-policy"]
+        times: dict[str, list[float]] = {}
+        rss: dict[str, float] = {}
 
-        # push ------------------------------------------------------------------------
-        reg = Registry(tmp / "reg-pallet-push")
-        ref = f"{reg.host}/bench/img:v1"
-        subprocess.run(
-            [*PALLET, "--root", str(store), "copy", "-q", "pallet:bench/img:v1", f"pallet:{ref}"],
-            check=True,
-            env=env,
-        )
-        p_push, p_push_rss = timed([*PALLET, "--root", str(store), "push", "-q", ref], env)
-        p_noop, _ = timed([*PALLET, "--root", str(store), "push", "-q", ref], env)
-        p_noop_inproc = _noop_in_process(store, ref, env)
+        def note(key: str, result: tuple[float, float]) -> None:
+            times.setdefault(key, []).append(result[0])
+            rss[key] = max(rss.get(key, 0.0), result[1])
 
-        reg2 = Registry(tmp / "reg-skopeo-push")
-        s_push, s_push_rss = timed(
-            [
-                *skopeo,
-                "copy",
-                "-q",
-                "--dest-tls-verify=false",
-                f"oci:{layout}:bench",
-                f"docker://{reg2.host}/bench/img:v1",
-            ],
-            env,
-        )
-        s_noop, _ = timed(
-            [
-                *skopeo,
-                "copy",
-                "-q",
-                "--dest-tls-verify=false",
-                f"oci:{layout}:bench",
-                f"docker://{reg2.host}/bench/img:v1",
-            ],
-            env,
-        )
-        reg2.stop()
+        # The machine may be shared: every measurement is repeated ROUNDS times, pallet
+        # and skopeo alternating which goes first, and the medians are compared.
+        ref = ""
+        for round_no in range(ROUNDS):
+            order = ("pallet", "skopeo") if round_no % 2 == 0 else ("skopeo", "pallet")
+            reg = None
+            for who in order:
+                # push: each to a registry of its own, fresh, so nothing is skipped
+                target = Registry(tmp / f"reg-{who}-{round_no}")
+                dest_ref = f"{target.host}/bench/img:v1"
+                if who == "pallet":
+                    tag = [*PALLET, "--root", str(store), "copy", "-q", "pallet:bench/img:v1"]
+                    subprocess.run([*tag, f"pallet:{dest_ref}"], check=True, env=env)
+                    push = [*PALLET, "--root", str(store), "push", "-q", dest_ref]
+                    note("p_push", timed(push, env))
+                    note("p_noop", timed(push, env))
+                    times.setdefault("p_noop_inproc", []).append(
+                        _noop_in_process(store, dest_ref, env)
+                    )
+                else:
+                    push = [
+                        *skopeo,
+                        "copy",
+                        "-q",
+                        "--dest-tls-verify=false",
+                        f"oci:{layout}:bench",
+                        f"docker://{dest_ref}",
+                    ]
+                    note("s_push", timed(push, env))
+                    note("s_noop", timed(push, env))
+                if reg is None:
+                    reg, ref = target, dest_ref  # the first pushed image is pulled below
+                else:
+                    target.stop()
+            assert reg is not None
+            # pull: both from the same registry, into an empty store / layout
+            for who in order:
+                if who == "pallet":
+                    dest = tmp / "pull-store"
+                    note("p_pull", timed([*PALLET, "--root", str(dest), "pull", "-q", ref], env))
+                    shutil.rmtree(dest)
+                else:
+                    out = tmp / "skopeo-out"
+                    pull = [
+                        *skopeo,
+                        "copy",
+                        "-q",
+                        "--src-tls-verify=false",
+                        f"docker://{ref}",
+                        f"oci:{out}:bench",
+                    ]
+                    note("s_pull", timed(pull, env))
+                    shutil.rmtree(out)
+            reg.stop()
 
-        # pull (from the registry pallet pushed to) --------------------------------------
-        dest = tmp / "pull-store"
-        p_pull, p_pull_rss = timed([*PALLET, "--root", str(dest), "pull", "-q", ref], env)
-        shutil.rmtree(dest)
-        s_pull, s_pull_rss = timed(
-            [
-                *skopeo,
-                "copy",
-                "-q",
-                "--src-tls-verify=false",
-                f"docker://{ref}",
-                f"oci:{tmp / 'skopeo-out'}:bench",
-            ],
-            env,
-        )
-        shutil.rmtree(tmp / "skopeo-out")
-        reg.stop()
-
-        rows.append(
-            {
-                "name": "push (cold registry)",
-                "image_MiB": round(mb),
-                "pallet_s": p_push,
-                "skopeo_s": s_push,
-                "pallet_MiB_s": mb / p_push,
-                "skopeo_MiB_s": mb / s_push,
-                "speedup": s_push / p_push,
-                "pallet_rss_MiB": p_push_rss,
-                "skopeo_rss_MiB": s_push_rss,
-            }
-        )
-        rows.append(
-            {
-                "name": "pull (empty store)",
-                "image_MiB": round(mb),
-                "pallet_s": p_pull,
-                "skopeo_s": s_pull,
-                "pallet_MiB_s": mb / p_pull,
-                "skopeo_MiB_s": mb / s_pull,
-                "speedup": s_pull / p_pull,
-                "pallet_rss_MiB": p_pull_rss,
-                "skopeo_rss_MiB": s_pull_rss,
-            }
-        )
+        med = {key: _median(values) for key, values in times.items()}
+        for name, p_key, s_key in (
+            ("push (cold registry)", "p_push", "s_push"),
+            ("pull (empty store)", "p_pull", "s_pull"),
+        ):
+            rows.append(
+                {
+                    "name": name,
+                    "image_MiB": round(mb),
+                    "rounds": ROUNDS,
+                    "pallet_s": med[p_key],
+                    "skopeo_s": med[s_key],
+                    "pallet_MiB_s": mb / med[p_key],
+                    "skopeo_MiB_s": mb / med[s_key],
+                    "speedup": med[s_key] / med[p_key],
+                    "pallet_s_all": times[p_key],
+                    "skopeo_s_all": times[s_key],
+                    "pallet_rss_MiB": rss[p_key],
+                    "skopeo_rss_MiB": rss[s_key],
+                }
+            )
         rows.append(
             {
                 "name": "no-op push (all blobs present)",
-                "pallet_s": p_noop_inproc,
-                "pallet_cli_s": p_noop,
-                "skopeo_s": s_noop,
+                "pallet_s": med["p_noop_inproc"],
+                "pallet_cli_s": med["p_noop"],
+                "skopeo_s": med["s_noop"],
                 "target_s": 0.3,
             }
         )
@@ -324,6 +338,16 @@ def _noop_in_process(store: Path, ref: str, env: dict[str, str]) -> float:
     return float(out.stdout.strip())
 
 
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
 if __name__ == "__main__":
     for row in run():
-        print(json.dumps(row, default=lambda v: round(v, 3) if isinstance(v, float) else v))
+        print(json.dumps(_rounded(row)))
