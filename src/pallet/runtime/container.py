@@ -146,7 +146,6 @@ class Containers:
         for req in requests:
             if req.kind == "bind" and not os.path.exists(req.source):
                 os.makedirs(req.source, exist_ok=True)  # docker creates a missing -v source
-        name = opts.name or self.records.unique_name()
         container_id = new_id()
         chain_ids = [str(c) for c in image.config.chain_ids]
         lease = self.store.leases.create(
@@ -156,7 +155,7 @@ class Containers:
         )  # fmt: skip
         record = ContainerRecord(
             id=container_id,
-            name=name,
+            name=opts.name or "",
             image=opts.image,
             image_id=str(image.id),
             created=now(),
@@ -196,7 +195,7 @@ class Containers:
             },
         )
         try:
-            self.records.add(record)
+            record = self.records.add(record, generate_name=opts.name is None)
         except Conflict:
             lease.release()
             raise
@@ -224,9 +223,10 @@ class Containers:
         cfg = image.config.config
         rootfs = cdir / "rootfs"
         mounts, named, anonymous = self._volume_mounts(rootfs, requests)
-        record = self.records.set_state(
-            record, volumes=tuple(named + anonymous), anonymous_volumes=tuple(anonymous)
-        )
+        if named or anonymous:
+            record = self.records.set_state(
+                record, volumes=tuple(named + anonymous), anonymous_volumes=tuple(anonymous)
+            )
         user = resolve_user(rootfs, opts.user if opts.user is not None else (cfg.user or "root"))
         hostname = opts.hostname or (
             os.uname().nodename if opts.network == "host" else record.id[:12]
@@ -354,10 +354,13 @@ class Containers:
         monitor's work. Returns the exit code (125/126/127 when it could not be started)."""
         _become_subreaper()
         policy = parse_restart(record.restart_policy)
-        record = self.records.set_state(record, stop_requested=False)
+        if record.stop_requested:
+            record = self.records.set_state(record, stop_requested=False)
         while True:
             status = self._run_once(record, stdin, stdout, stderr, on_started)
             on_started = None
+            if policy.name == "no":
+                return status
             record = self.records.get(record.id)
             if not policy.should_restart(status, record.restart_count, record.stop_requested):
                 return status

@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from pallet.errors import Conflict, ContainerError, NotFound
+from pallet.errors import Conflict, ContainerError, NotFound, StoreError
 from pallet.store import Store
 
 _SCHEMA = """
@@ -74,6 +74,14 @@ class ContainerRecord:
         return cls(**{k: v for k, v in doc.items() if k in known})
 
 
+def _free_name(taken: set[str]) -> str:
+    for _ in range(100):
+        name = generated_name()
+        if name not in taken:
+            return name
+    return f"{generated_name()}_{secrets.token_hex(3)}"
+
+
 def new_id() -> str:
     return secrets.token_hex(32)
 
@@ -83,19 +91,25 @@ def generated_name() -> str:
 
 
 class ContainerRecords:
+    """Each state.db write transaction costs fsyncs: callers keep them few (the table is
+    made by the first ``add``, a name is chosen in the same transaction that takes it)."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
-        with store.state.connect() as db:
-            db.execute(_SCHEMA)
 
-    def add(self, record: ContainerRecord) -> None:
+    def add(self, record: ContainerRecord, *, generate_name: bool = False) -> ContainerRecord:
         with self.store.state.connect() as db:
-            if db.execute("SELECT 1 FROM containers WHERE name = ?", (record.name,)).fetchone():
+            db.execute(_SCHEMA)
+            if generate_name:
+                taken = {r[0] for r in db.execute("SELECT name FROM containers").fetchall()}
+                record = replace(record, name=_free_name(taken))
+            elif db.execute("SELECT 1 FROM containers WHERE name = ?", (record.name,)).fetchone():
                 raise Conflict(f'Conflict. The container name "/{record.name}" is already in use')
             db.execute(
                 "INSERT INTO containers (id, name, created, record) VALUES (?, ?, ?, ?)",
                 (record.id, record.name, record.created, record.to_json()),
             )
+        return record
 
     def update(self, record: ContainerRecord) -> None:
         with self.store.state.connect() as db:
@@ -109,8 +123,13 @@ class ContainerRecords:
             db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
 
     def all(self) -> list[ContainerRecord]:
-        with self.store.state.connect() as db:
-            rows = db.execute("SELECT record FROM containers ORDER BY created DESC").fetchall()
+        try:
+            with self.store.state.connect() as db:
+                rows = db.execute("SELECT record FROM containers ORDER BY created DESC").fetchall()
+        except StoreError as exc:
+            if "no such table" in str(exc):
+                return []  # no container was ever created in this store
+            raise
         return [ContainerRecord.from_json(r[0]) for r in rows]
 
     def get(self, name_or_id: str) -> ContainerRecord:
@@ -126,14 +145,6 @@ class ContainerRecords:
         if len(hits) > 1:
             raise ContainerError(f"multiple containers match {name_or_id!r}: be more specific")
         raise NotFound(f"No such container: {name_or_id}")
-
-    def unique_name(self) -> str:
-        taken = {r.name for r in self.all()}
-        for _ in range(100):
-            name = generated_name()
-            if name not in taken:
-                return name
-        return f"{generated_name()}_{secrets.token_hex(3)}"
 
     def set_state(self, record: ContainerRecord, **changes: Any) -> ContainerRecord:
         """Change fields of the stored record (re-read in the same transaction, so a rename
