@@ -98,6 +98,7 @@ def _git(args: list[str], where: str, what: str, cwd: Path | None = None) -> str
             text=True,
             timeout=_TIMEOUT,
             check=False,
+            umask=0o022,  # checked-out modes must not depend on the caller's umask
         )
     except FileNotFoundError:
         raise BuildError(f"{where}: ADD of a git repository needs the git CLI") from None
