@@ -2,11 +2,27 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pallet_cli import Pallet
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cached_bytecode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """These tests start pallet ~150 times: let those processes keep compiled bytecode
+    (out of the source tree) instead of compiling every module at every start."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.getbasetemp() / "pycache")
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
