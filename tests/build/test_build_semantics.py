@@ -191,3 +191,19 @@ def test_fifo_in_context_is_recreated_not_read(
     fs = rootfs_of(store, result, tmp_path / "fs")
     assert stat.S_ISFIFO(os.lstat(fs / "l/pipe").st_mode)
     assert (fs / "l/f.txt").read_text() == "x"
+
+
+def test_copy_from_stage_of_a_globbed_symlink_follows_the_stage(
+    store: Store, make_context: MakeContext, tmp_path: Path
+) -> None:
+    # the matched symlink keeps its own name; the stage's content is still in the key
+    dockerfile = (
+        "FROM busybox AS src\nCOPY v.txt /v.txt\nRUN ln -s v.txt /link.txt\n"
+        "FROM scratch\nCOPY --from=src /*.txt /out/\n"
+    )
+    ctx = make_context({"v.txt": "one\n"}, dockerfile)
+    first = rootfs_of(store, do_build(store, ctx), tmp_path / "one")
+    assert (first / "out/link.txt").read_text() == "one\n"
+    (ctx / "v.txt").write_text("two\n")
+    second = rootfs_of(store, do_build(store, ctx), tmp_path / "two")
+    assert (second / "out/link.txt").read_text() == "two\n"

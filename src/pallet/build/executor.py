@@ -268,11 +268,11 @@ class StageRunner:
                 matches = match_sources(copy, tree, f"{label}")
                 if isinstance(tree, ContextTree):
                     inputs["content"] = tree.content_digest([m.path for m in matches])
+                else:
+                    inputs["source"] = source_key
                 renamed = [m.name for m in matches if m.name != posixpath.basename(m.path)]
                 if renamed:  # a symlink's target copied under the link's name
                     inputs["names"] = renamed
-                else:
-                    inputs["source"] = source_key
                 for src in copy.sources:
                     git = parse_git_ref(src)
                     if git is not None:
