@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+# Each CLI call is a new interpreter: let it keep compiled bytecode (in a scratch cache,
+# even where PYTHONDONTWRITEBYTECODE is set) instead of recompiling pallet every time.
+CLI_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+CLI_ENV["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), "pallet-test-pycache")
 
 
 class Pallet:
@@ -20,6 +27,7 @@ class Pallet:
             [sys.executable, "-m", "pallet", "--root", str(self.root), *args],
             capture_output=True,
             input=input.encode() if isinstance(input, str) else input,
+            env=CLI_ENV,
         )
         result = subprocess.CompletedProcess(
             proc.args,

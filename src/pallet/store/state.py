@@ -7,6 +7,7 @@ WAL mode lets readers proceed while one process writes.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,16 +37,28 @@ class StateDB:
         self.path = root / STATE_FILE
 
     def initialize(self) -> None:
-        try:
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        # Switching a new file to WAL needs an exclusive lock, and SQLite may answer
+        # "database is locked" at once (no busy handler there) while other processes
+        # create the same store: retry for a while before giving up.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
             try:
-                # WAL is a property of the file, set once outside any transaction.
-                db.execute("PRAGMA journal_mode=WAL")
-                db.executescript(_SCHEMA)
-            finally:
-                db.close()
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
+                db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                try:
+                    # WAL is a property of the file, set once outside any transaction.
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.executescript(_SCHEMA)
+                finally:
+                    db.close()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise StoreError(f"{self.path}: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise StoreError(f"{self.path}: {exc}") from exc
+                time.sleep(0.02)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
 
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
