@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   crun runc busybox-static debootstrap   # runtime and base images
-  skopeo umoci podman docker-registry    # interop peers for the tests
+  skopeo umoci podman buildah docker-registry  # interop peers for the tests
   fuse-overlayfs uidmap slirp4netns      # podman's helpers
   iproute2 tar gzip zstd xz-utils bzip2 ca-certificates
   wrk                                    # load generator for the registry benchmark
