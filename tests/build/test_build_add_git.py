@@ -175,6 +175,9 @@ def test_git_source_faults(store: Store, repo: Repo, make_context: MakeContext) 
         assert built.returncode != 0
         last = built.stderr.strip().splitlines()[-1]
         assert last.startswith("error: [stage-0 2/2] ") and message in last, built.stderr
+        # the progress shows the failed step too
+        errors = [line for line in built.stderr.splitlines() if line.startswith("#2 ERROR: ")]
+        assert len(errors) == 1 and message in errors[0], built.stderr
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ from pallet.build.progress import Progress
 from pallet.build.rootfs import readonly_rootfs, writable_rootfs
 from pallet.build.run_step import RunEnv, drop_untouched_copy_ups, run_command
 from pallet.build.sources import ContextTree, SourceTree
-from pallet.dockerfile.plan import BuildPlan, CopySource, StagePlan, Step
+from pallet.dockerfile.plan import BuildPlan, CopySource, CopyStep, StagePlan, Step
 from pallet.errors import BuildError, ContainerError
 from pallet.images.lookup import LocalImage
 from pallet.layer.commit import commit_layer
@@ -273,18 +273,11 @@ class StageRunner:
                 renamed = [m.name for m in matches if m.name != posixpath.basename(m.path)]
                 if renamed:  # a symlink's target copied under the link's name
                     inputs["names"] = renamed
-                for src in copy.sources:
-                    git = parse_git_ref(src)
-                    if git is not None:
-                        if not copy.add:
-                            raise BuildError(
-                                f"{label}: COPY cannot read a git repository ({src}); use ADD"
-                            )
-                        gits.append((git, resolve_commit(git, label)))
-                    elif is_url(src):
-                        if not copy.add:
-                            raise BuildError(f"{label}: COPY cannot read a URL ({src}); use ADD")
-                        downloads.append(download(src, self.scratch, copy.checksum, label))
+                try:
+                    downloads, gits = self._remote_sources(copy, label)
+                except BuildError as exc:
+                    self.progress.error(number, str(exc).removeprefix(f"{label}: "))
+                    raise
                 inputs["downloads"] = [str(d.digest) for d in downloads]
                 if gits:  # the commit, not the ref: a moved branch reruns the step
                     inputs["git"] = [[g.remote, c, g.subdir, copy.keep_git_dir] for g, c in gits]
@@ -354,6 +347,24 @@ class StageRunner:
         self.cache.put(layer_key, layer, diff_id, chain_id, self.created)
         self.progress.done(number)
         return StepOutcome(fs.plus(layer, diff_id), key, False, self.created)
+
+    def _remote_sources(
+        self, copy: CopyStep, label: str
+    ) -> tuple[list[Download], list[tuple[GitRef, str]]]:
+        """ADD's URLs downloaded and git sources resolved to commits, for the key."""
+        downloads: list[Download] = []
+        gits: list[tuple[GitRef, str]] = []
+        for src in copy.sources:
+            git = parse_git_ref(src)
+            if git is not None:
+                if not copy.add:
+                    raise BuildError(f"{label}: COPY cannot read a git repository ({src}); use ADD")
+                gits.append((git, resolve_commit(git, label)))
+            elif is_url(src):
+                if not copy.add:
+                    raise BuildError(f"{label}: COPY cannot read a URL ({src}); use ADD")
+                downloads.append(download(src, self.scratch, copy.checksum, label))
+        return downloads, gits
 
     def _imported(self, key: str) -> CacheEntry | None:
         """An entry from a ``--cache-from`` layout, copied into the local cache."""
