@@ -26,8 +26,8 @@ from pallet.images.remove import RemovalEvent, prune_images, remove_images
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.platform import Platform
 from pallet.oci.reference import Reference
+from pallet.paths import default_root
 from pallet.store import Store
-from pallet.store.location import default_root
 
 if TYPE_CHECKING:
     from pallet.build import BuildOptions, BuildResult, Progress

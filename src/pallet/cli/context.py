@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pallet.store.location import default_root
+from pallet.paths import default_root
 
 
 @dataclass

@@ -69,6 +69,9 @@ class StateDB:
             raise StoreError(f"{self.path}: {exc}") from exc
         try:
             db.execute("PRAGMA foreign_keys=ON")
+            # With WAL, NORMAL keeps the database consistent across a crash (a power loss
+            # may drop the last transactions, never corrupt) at a fraction of the fsyncs.
+            db.execute("PRAGMA synchronous=NORMAL")
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db

@@ -1,4 +1,5 @@
-"""Where the store lives when no ``--root`` is given."""
+"""Where the store lives when no ``--root`` is given (a leaf: imports nothing of pallet,
+so every command can ask it without loading the store)."""
 
 from __future__ import annotations
 
