@@ -172,6 +172,18 @@ class _StageState:
     author: str = ""
 
 
+@dataclass
+class _Scope:
+    """Where an instruction sits: what it may refer to, and what its stage depends on."""
+
+    meta: Mapping[str, str]  # global ARG values
+    names: Mapping[str, int]  # stage name -> index
+    current: int  # this stage's index
+    target: str | None
+    stage_names: Mapping[int, str | None]
+    deps: set[int] = field(default_factory=set)
+
+
 def platform_args(target: Platform, build: Platform) -> dict[str, str]:
     return {
         "TARGETPLATFORM": str(target),
@@ -337,14 +349,14 @@ class _Resolver:
                     f"({self.target_platform}) is not supported",
                 )
         base_name = self.expand(node, stage.base, from_env)
-        deps: set[int] = set()
+        scope = _Scope(meta, names, stage.index, target, {s.index: s.name for s in all_stages})
         if base_name.lower() == "scratch":
             base = StageBase("scratch")
             base_cfg = scratch_config(platform)
         elif base_name.lower() in names and names[base_name.lower()] < stage.index:
             parent = done[names[base_name.lower()]]
             base = StageBase("stage", stage=parent.index)
-            deps.add(parent.index)
+            scope.deps.add(parent.index)
             base_cfg = parent.base_config.replace(config=parent.config)
         else:
             if base_name.lower() in names:
@@ -367,11 +379,8 @@ class _Resolver:
         elif base.kind == "stage" and state.config.on_build:
             state.config = state.config.replace(on_build=None)
         commands.extend((c, False) for c in stage.commands)
-        stage_names = {s.index: s.name for s in all_stages}
         for command, is_trigger in commands:
-            step = self.dispatch(
-                command, state, meta, names, stage.index, deps, target, stage_names
-            )
+            step = self.dispatch(command, state, scope)
             if step is not None:
                 steps.append(replace(step, onbuild=is_trigger))
         return StagePlan(
@@ -381,7 +390,7 @@ class _Resolver:
             platform=platform,
             base_config=base_cfg,
             steps=tuple(steps),
-            deps=frozenset(deps),
+            deps=frozenset(scope.deps),
             author=state.author,
         )
 
@@ -425,24 +434,23 @@ class _Resolver:
         node: Instruction,
         value: str | None,
         state: _StageState,
-        names: Mapping[str, int],
-        current: int,
-        deps: set[int],
-        stage_names: Mapping[int, str | None],
+        scope: _Scope,
     ) -> CopySource:
         if value is None or value == "":
             return CopySource("context")
         name = self.expand(node, value, self.expansion_env(state)).lower()
-        index = int(name) if name.isdigit() else names.get(name)
+        index = int(name) if name.isdigit() else scope.names.get(name)
         if index is not None:
-            if index >= current:
-                where = "is the current stage" if index == current else "comes later in the file"
+            if index >= scope.current:
+                where = (
+                    "is the current stage" if index == scope.current else "comes later in the file"
+                )
                 shown = f"stage {index}" if name.isdigit() else f'stage "{name}"'
                 raise _fail(
                     node,
                     f"--from={value}: {shown} {where} (only earlier stages can be copied from)",
                 )
-            deps.add(index)
+            scope.deps.add(index)
             return CopySource("stage", stage=index)
         from pallet.errors import InvalidReference
         from pallet.oci.reference import Reference
@@ -459,12 +467,7 @@ class _Resolver:
         self,
         command: Command,
         state: _StageState,
-        meta: Mapping[str, str],
-        names: Mapping[str, int],
-        current: int,
-        deps: set[int],
-        target: str | None,
-        stage_names: Mapping[int, str | None],
+        scope: _Scope,
     ) -> Step | None:
         node = command.node
         line = node.start_line
@@ -485,9 +488,11 @@ class _Resolver:
                 elif d.key in self.auto:
                     value = self.auto[d.key]
                 elif d.key == "TARGETSTAGE":
-                    value = target or stage_names.get(current) or str(current)
-                elif d.key in meta:
-                    value = meta[d.key]
+                    value = (
+                        scope.target or scope.stage_names.get(scope.current) or str(scope.current)
+                    )
+                elif d.key in scope.meta:
+                    value = scope.meta[d.key]
                 else:
                     value = None
                 self.used_args.add(d.key)
@@ -580,9 +585,9 @@ class _Resolver:
                 kw, line, f"WORKDIR {path}", state.config, workdir=path, args=self.step_args(state)
             )
         if isinstance(command, Run):
-            return self.run(command, state, names, current, deps, stage_names)
+            return self.run(command, state, scope)
         if isinstance(command, Copy | Add):
-            return self.copy(command, state, names, current, deps, stage_names)
+            return self.copy(command, state, scope)
         raise _fail(node, f"{kw} is not supported here")
 
     def healthcheck(
@@ -620,10 +625,7 @@ class _Resolver:
         self,
         command: Run,
         state: _StageState,
-        names: Mapping[str, int],
-        current: int,
-        deps: set[int],
-        stage_names: Mapping[int, str | None],
+        scope: _Scope,
     ) -> Step:
         node = command.node
         env = self.expansion_env(state)
@@ -655,9 +657,7 @@ class _Resolver:
                 raise _fail(node, f"RUN --mount={spec}: {err}") from None
             mounts.append(mount)
             sources.append(
-                self.copy_source(
-                    node, mount.from_ or None, state, names, current, deps, stage_names
-                )
+                self.copy_source(node, mount.from_ or None, state, scope)
                 if mount.type in ("bind", "cache") and mount.from_
                 else CopySource("context")
             )
@@ -685,10 +685,7 @@ class _Resolver:
         self,
         command: Copy | Add,
         state: _StageState,
-        names: Mapping[str, int],
-        current: int,
-        deps: set[int],
-        stage_names: Mapping[int, str | None],
+        scope: _Scope,
     ) -> Step:
         node = command.node
         env = self.expansion_env(state)
@@ -705,7 +702,7 @@ class _Resolver:
         )
         dest = self.expand(node, command.dest, env)
         from_ = command.from_ if isinstance(command, Copy) else None
-        source = self.copy_source(node, from_, state, names, current, deps, stage_names)
+        source = self.copy_source(node, from_, state, scope)
         chown = self.expand(node, command.chown, env) if command.chown else None
         chmod = self.expand(node, command.chmod, env) if command.chmod else None
         excludes = tuple(self.expand(node, e, env) for e in command.excludes)
@@ -826,5 +823,5 @@ def apply_changes(
                     f"{node.keyword.upper()} is not a valid change command", line=1, column=1
                 )
             typed = parse_instruction(node)
-            resolver.dispatch(typed, state, {}, {}, 0, set(), None, {})  # type: ignore[arg-type]
+            resolver.dispatch(typed, state, _Scope({}, {}, 0, None, {}))  # type: ignore[arg-type]
     return state.config
