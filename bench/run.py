@@ -40,7 +40,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
         "pallet registry vs CNCF distribution: blobs and manifest GETs",
     ),
     "push_pull": ("push_pull_bench.py", "push and pull vs skopeo against a local registry"),
-    "build": ("build_bench.py", "pallet build: cached, one-file-changed, cold COPY, parallel stages"),
+    "build": (
+        "build_bench.py",
+        "pallet build: cached, one-file-changed, cold COPY, parallel stages",
+    ),
     "run": ("run_bench.py", "pallet run --rm busybox true vs podman and runc"),
 }
 
@@ -128,7 +131,24 @@ def _write_doc(sections: dict[str, str]) -> None:
     DOC.write_text(head + body)
 
 
+def _rows_in_child(name: str) -> list[dict[str, Any]]:
+    """Run one benchmark in a fresh interpreter: its peak-RSS readings must not include
+    what earlier benchmarks of this run held (Linux carries a parent's RSS high-water mark
+    into children it forks)."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--rows", name], stdout=subprocess.PIPE, text=True, check=False
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"exit status {proc.returncode}")
+    rows: list[dict[str, Any]] = json.loads(lines[-1])
+    return rows
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--rows"]:
+        print(json.dumps(_load(BENCHMARKS[argv[1]][0]).run(), default=str))
+        return 0
     names = argv or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
@@ -144,7 +164,7 @@ def main(argv: list[str]) -> int:
             continue
         print(f"== {name}: {desc}", flush=True)
         try:
-            rows = _load(file).run()
+            rows = _rows_in_child(name)
         except Exception as exc:  # one broken benchmark must not lose the others' numbers
             print(f"error: benchmark {name} failed: {exc!r}")
             failed = True

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -107,10 +106,12 @@ def run() -> list[dict[str, object]]:
         rows.append({"name": "50 x pallet run --rm, back to back", "seconds": total,
                      "per container ms": round(total / 50 * 1000)})  # fmt: skip
 
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        cid = _check([*pallet, "run", "-d", "--network", "none", "bench/busybox:1",
-                      "sleep", "30"]).stdout.decode().strip()  # fmt: skip
-        cli_rss = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+        # GNU time reports the command's own peak (its child starts from time's small
+        # image, not from this process's, whose high-water mark Linux would carry over).
+        timed = _check(["/usr/bin/time", "-f", "%M", *pallet, "run", "-d", "--network", "none",
+                        "bench/busybox:1", "sleep", "30"])  # fmt: skip
+        cid = timed.stdout.decode().strip()
+        cli_rss = int(timed.stderr.decode().strip().splitlines()[-1]) / 1024
         inspect = json.loads(_check([*pallet, "inspect", cid]).stdout)[0]
         monitor_rss = 0.0
         for proc_dir in Path("/proc").glob("[0-9]*"):

@@ -9,7 +9,7 @@ APT_PACKAGES=(
   skopeo umoci podman buildah docker-registry  # interop peers for the tests
   fuse-overlayfs uidmap slirp4netns      # podman's helpers
   iproute2 tar gzip zstd xz-utils bzip2 ca-certificates
-  wrk                                    # load generator for the registry benchmark
+  wrk time                               # registry load generator; GNU time for peak RSS in bench/
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
