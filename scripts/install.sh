@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   crun runc busybox-static debootstrap   # runtime and base images
+  catatonit                              # the init of run --init (static)
+  git openssh-client                     # ADD of git repositories, RUN --mount=type=ssh
   skopeo umoci podman buildah docker-registry  # interop peers for the tests
   fuse-overlayfs uidmap slirp4netns      # podman's helpers
   iproute2 tar gzip zstd xz-utils bzip2 ca-certificates
