@@ -164,3 +164,29 @@ def test_gc_spares_the_ingest_file_of_a_live_writer(store: Store, kit: Any) -> N
         assert w.ingest_path.exists()
         digest, _ = w.commit()
     assert store.read_blob(digest) == b"in flight"
+
+
+def test_writer_hashed_by_caller_commits_under_the_callers_digest(store: Store) -> None:
+    import hashlib
+    import io
+
+    from pallet.errors import StoreError
+    from pallet.layer.commit import compress_stream
+    from pallet.oci.digest import Digest
+
+    tar = io.BytesIO(bytes(10240))  # an empty tar: two zero blocks, padded
+    with store.ingest(hashed_by_caller=True) as w:
+        info = compress_stream(tar, w, compression="gzip")  # type: ignore[arg-type]
+        digest, size = w.commit(info.digest)
+    data = store.blob_path(digest).read_bytes()
+    assert digest == info.digest == Digest("sha256:" + hashlib.sha256(data).hexdigest())
+    assert size == info.size == len(data)
+    # a writer that hashes for itself refuses a digest; one that does not needs it
+    with store.ingest() as w, pytest.raises(StoreError):
+        w.write(b"x")
+        w.commit(Digest("sha256:" + "0" * 64))
+    with store.ingest(hashed_by_caller=True) as w, pytest.raises(StoreError):
+        w.write(b"y")
+        w.commit()
+    assert list((store.root / "ingest").iterdir()) == []
+    assert store.blobs() == [digest]

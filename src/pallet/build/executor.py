@@ -470,7 +470,7 @@ class StageRunner:
             drop_untouched_copy_ups(upper, parents)
             if not any(upper.iterdir()):
                 return None  # an empty diff makes no layer, as in Docker
-            with self.store.ingest() as writer:
+            with self.store.ingest(hashed_by_caller=True) as writer:
                 info = commit_layer(
                     upper,
                     cast(BinaryIO, writer),
@@ -479,7 +479,7 @@ class StageRunner:
                     overlay=True,
                     source_date_epoch=self.epoch,
                 )
-                digest, size = writer.commit()
+                digest, size = writer.commit(info.digest)
             self.lease.add(digest)
             chain_id = self.store.snapshots.adopt(work, info.diff_id, parent_chain)
             self.lease.add(chain_id)

@@ -45,7 +45,7 @@ def layer_from_dir(
     overlay: bool = False,
 ) -> tuple[Descriptor, LayerInfo]:
     """Tar, compress and hash ``root`` in one pass straight into a store blob."""
-    with store.ingest() as writer:
+    with store.ingest(hashed_by_caller=True) as writer:
         info = commit_layer(
             root,
             cast(BinaryIO, writer),
@@ -54,7 +54,7 @@ def layer_from_dir(
             overlay=overlay,
             source_date_epoch=source_date_epoch(),
         )
-        digest, size = writer.commit()
+        digest, size = writer.commit(info.digest)
     lease.add(digest)
     return Descriptor(info.media_type, digest, size), info
 
@@ -68,9 +68,9 @@ def layer_from_tar(
     level: int | None = None,
 ) -> tuple[Descriptor, LayerInfo]:
     """Compress an uncompressed tar stream into a store blob, computing its diff ID."""
-    with store.ingest() as writer:
+    with store.ingest(hashed_by_caller=True) as writer:
         info = compress_stream(stream, cast(BinaryIO, writer), compression=compression, level=level)
-        digest, size = writer.commit()
+        digest, size = writer.commit(info.digest)
     lease.add(digest)
     return Descriptor(info.media_type, digest, size), info
 

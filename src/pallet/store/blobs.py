@@ -122,8 +122,14 @@ class BlobWriter:
         expected: Digest | None = None,
         expected_size: int | None = None,
         algorithm: str = "sha256",
+        *,
+        hashed_by_caller: bool = False,
     ) -> None:
         self._blobs = blobs
+        # The layer pipeline already hashes exactly the bytes it writes here; hashing them
+        # again would cost a second sha256 pass over every layer. Such a caller hands the
+        # digest to commit().
+        self._hashed_by_caller = hashed_by_caller
         self._guard = guard
         self.expected = Digest(expected) if expected is not None else None
         self.expected_size = expected_size
@@ -157,7 +163,8 @@ class BlobWriter:
             what = self.expected or "blob"
             self.abort()
             raise DigestMismatch(f"{what} is larger than its expected {self.expected_size} bytes")
-        self._hasher.update(data)
+        if not self._hashed_by_caller:
+            self._hasher.update(data)
         try:
             self._file.write(data)
             self._size += n
@@ -174,11 +181,20 @@ class BlobWriter:
         while block := stream.read(chunk):
             self.write(block)
 
-    def commit(self) -> tuple[Digest, int]:
-        """Verify, fsync and move the blob into place; returns its digest and size."""
+    def commit(self, digest: Digest | None = None) -> tuple[Digest, int]:
+        """Verify, fsync and move the blob into place; returns its digest and size.
+
+        ``digest`` is required (and only accepted) from a writer made with
+        ``hashed_by_caller``: the digest the caller computed over the bytes it wrote."""
         if self._done:
             raise StoreError(f"{self.ingest_path}: already committed or aborted")
-        digest = Digest.from_hasher(self._hasher)
+        if self._hashed_by_caller != (digest is not None):
+            self.abort()
+            raise StoreError(
+                f"{self.ingest_path}: commit needs the caller's digest exactly when the "
+                "caller hashes the blob"
+            )
+        digest = Digest(digest) if digest is not None else Digest.from_hasher(self._hasher)
         try:
             if self.expected is not None and digest != self.expected:
                 raise DigestMismatch(f"blob {self.expected} does not match its content ({digest})")

@@ -132,11 +132,21 @@ class Store:
         return self._blobs.read(digest, max_size)
 
     def ingest(
-        self, expected: Digest | None = None, expected_size: int | None = None
+        self,
+        expected: Digest | None = None,
+        expected_size: int | None = None,
+        *,
+        hashed_by_caller: bool = False,
     ) -> BlobWriter:
         """A writer for one blob; see :class:`BlobWriter`. Lease ``expected`` first if the
         blob must survive a concurrent gc until something references it."""
-        return BlobWriter(self._blobs, self._gc_lock.shared, expected, expected_size)
+        return BlobWriter(
+            self._blobs,
+            self._gc_lock.shared,
+            expected,
+            expected_size,
+            hashed_by_caller=hashed_by_caller,
+        )
 
     def write_blob(self, data: bytes, expected: Digest | None = None) -> Digest:
         with self.ingest(expected, len(data) if expected is not None else None) as w:

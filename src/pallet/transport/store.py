@@ -161,13 +161,13 @@ class StoreWriter:
     ) -> LayerInfo:
         """Compress an uncompressed layer stream straight into the store (one pass, no
         scratch copy); returns what was written (digest, size, diff_id)."""
-        with self.store.ingest() as w:
+        with self.store.ingest(hashed_by_caller=True) as w:
             info = compress_stream(
                 cast(BinaryIO, plain), cast(BinaryIO, w), compression=compression, level=level
             )
             self._protect(info.digest)  # before it becomes visible to gc
             existed = self.store.has_blob(info.digest)
-            w.commit()
+            w.commit(info.digest)
         if not existed:
             self._added.append(info.digest)
         return info
