@@ -9,6 +9,7 @@ APT_PACKAGES=(
   catatonit                              # the init of run --init (static)
   git openssh-client                     # ADD of git repositories, RUN --mount=type=ssh
   skopeo umoci podman buildah docker-registry  # interop peers for the tests
+  docker.io                              # dockerd + client: a peer (tests start private daemons)
   fuse-overlayfs uidmap slirp4netns      # podman's helpers
   iproute2 tar gzip zstd xz-utils bzip2 ca-certificates
   wrk time                               # registry load generator; GNU time for peak RSS in bench/
@@ -23,13 +24,36 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # Packages with daemons (docker.io, containerd, docker-registry) must not start them:
+  # tests and benchmarks start private instances. A policy-rc.d answering 101 holds back
+  # both invoke-rc.d (sysvinit, no systemd) and deb-systemd-invoke; keep one already there.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    made_policy=1
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$made_policy" = 1 ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
 fi
-# The distribution registry package starts a system service on port 5000; pallet's
-# tests start their own instances, so stop the packaged one if it runs.
+# Where a service started anyway (a policy-rc.d that lets it), stop it: the distribution
+# registry package listens on port 5000, docker.io's dockerd on /run/docker.sock. A dockerd
+# that was there before this run is left alone.
 if command -v systemctl >/dev/null 2>&1; then
   systemctl stop docker-registry >/dev/null 2>&1 || true
+fi
+if [[ " ${missing[*]} " == *" docker.io "* ]]; then
+  if command -v systemctl >/dev/null 2>&1; then
+    systemctl stop docker.service docker.socket >/dev/null 2>&1 || true
+  elif [ -x /etc/init.d/docker ]; then
+    /etc/init.d/docker stop >/dev/null 2>&1 || true
+  fi
 fi
 
 PY=${PYTHON:-python3}
