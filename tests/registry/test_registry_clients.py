@@ -1,4 +1,5 @@
-"""Real clients against the registry on 127.0.0.1: skopeo, podman, and docker when a daemon runs."""
+"""Real clients against the registry on 127.0.0.1: skopeo, podman, and docker (a private
+dockerd from tests/docker_daemon.py)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from pathlib import Path
 
 import pytest
 
+import docker_daemon
 from pallet.registry.auth.htpasswd import Htpasswd
 from pallet.registry.config import AccessRule, AuthConfig
 
 pytestmark = pytest.mark.peer
+
+private_dockerd = docker_daemon.dockerd_fixture  # the session fixture `dockerd`, here too
 
 
 def _need(tool: str) -> str:
@@ -288,19 +292,31 @@ def test_podman_login_and_push(make_registry, make_client, tmp_path, mode, podma
     assert anonymous.returncode != 0
 
 
-def _dockerd_running() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
-
-
-@pytest.mark.skipif(
-    not _dockerd_running(), reason="no dockerd runs here: the docker CLI cannot push or pull"
-)
-def test_docker_cli_push_pull(registry):
+def test_docker_cli_push_pull(registry, client, dockerd):
+    """dockerd 20.10 pushes to and pulls from the registry on 127.0.0.1 (an insecure
+    registry docker allows on loopback); the pulled image runs."""
     host = _host(registry.url)
-    _run("docker", "pull", "busybox")
-    _run("docker", "tag", "busybox", f"{host}/interop/docker:v1")
-    _run("docker", "push", f"{host}/interop/docker:v1")
-    _run("docker", "rmi", f"{host}/interop/docker:v1")
-    _run("docker", "pull", f"{host}/interop/docker:v1")
+    ref = f"{host}/interop/docker:v1"
+    dockerd.import_busybox("interop-busybox:latest")
+    dockerd.docker("tag", "interop-busybox:latest", ref)
+    pushed_log = dockerd.docker("push", ref)
+    served = client.request(
+        "GET",
+        "/v2/interop/docker/manifests/v1",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    assert served.status == 200
+    digest = served.header("Docker-Content-Digest")
+    assert f"digest: {digest}" in pushed_log
+    layers = served.json()["layers"]
+    assert len(layers) == 1
+    assert client.request("HEAD", f"/v2/interop/docker/blobs/{layers[0]['digest']}").status == 200
+    dockerd.docker("rmi", ref, "interop-busybox:latest")
+    dockerd.docker("pull", ref)
+    repo_digests = json.loads(
+        dockerd.docker("image", "inspect", "--format", "{{json .RepoDigests}}", ref)
+    )
+    assert repo_digests == [f"{host}/interop/docker@{digest}"]
+    out = dockerd.docker("run", "--rm", "--network", "none", ref, "cat", "/etc/hostname")
+    assert out.strip()
+    dockerd.docker("rmi", ref)
