@@ -1,7 +1,24 @@
 """Dockerfile -> image: plan execution, context hashing, cache, sandboxed RUN steps."""
 
-from pallet.build.builder import BuildResult, build
-from pallet.build.options import BuildOptions, Output, Secret
-from pallet.build.progress import Progress
+from typing import TYPE_CHECKING
+
+from pallet.lazy_exports import lazy_getattr
 
 __all__ = ["BuildOptions", "BuildResult", "Output", "Progress", "Secret", "build"]
+
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        "BuildOptions": "options",
+        "BuildResult": "builder",
+        "Output": "options",
+        "Progress": "progress",
+        "Secret": "options",
+        "build": "builder",
+    },
+)
+
+if TYPE_CHECKING:
+    from pallet.build.builder import BuildResult, build
+    from pallet.build.options import BuildOptions, Output, Secret
+    from pallet.build.progress import Progress

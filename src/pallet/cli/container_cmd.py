@@ -4,200 +4,71 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from pallet.cli import run_exec
 from pallet.cli.context import CliContext
+from pallet.cli.run_exec import open_containers, run_container
+from pallet.cli.run_flags import CREATE_FLAGS, RUN_FLAGS, Flag
 from pallet.cli.table import echo_table
-from pallet.errors import ContainerError, InvalidArgument, PalletError
+from pallet.errors import InvalidArgument, PalletError
 from pallet.images.humanize import human_duration
-from pallet.runtime.spec import NetworkMode, Resources
-from pallet.store import Store
 
 if TYPE_CHECKING:
-    from pallet.runtime.container import Containers, RunOptions
-    from pallet.runtime.records import ContainerRecord
+    from pallet.runtime.container import Containers
 
 
 def _containers(ctx: click.Context) -> Containers:
-    from pallet.runtime.container import Containers
-
-    try:
-        store = Store.open(cast(CliContext, ctx.obj).store_root)
-        return Containers(store)
-    except PalletError as exc:
-        raise ContainerError(str(exc)) from exc
+    return open_containers(cast(CliContext, ctx.obj).root)
 
 
-def _memory(text: str | None) -> int | None:
-    if not text:
-        return None
-    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    value = text.strip().lower()
-    mult = units.get(value[-1])
-    number = value[:-1] if mult else value
-    if not number.isdigit():
-        raise InvalidArgument(f"invalid size: '{text}'")
-    return int(number) * (mult or 1)
+def _run_options(
+    flags: tuple[Flag, ...],
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """click options from the shared flag table (``pallet.cli.run_flags``)."""
 
+    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
+        for flag in reversed(flags):
+            if flag.kind == "flag":
+                option = click.option(*flag.names, flag.dest, is_flag=True, help=flag.help)
+            else:
+                option = click.option(
+                    *flag.names,
+                    flag.dest,
+                    multiple=flag.kind == "multi",
+                    default=None if flag.kind == "multi" else flag.default,
+                    type=click.Choice(flag.choices) if flag.choices else flag.convert,
+                    help=flag.help,
+                )
+            fn = option(fn)
+        return fn
 
-def _env_file(path: str) -> list[str]:
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise InvalidArgument(f"{path}: {exc.strerror}") from exc
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-
-
-def _run_options(fn: Callable[..., None]) -> Callable[..., None]:
-    """The flags ``run`` and ``create`` share, as docker's."""
-    options = [
-        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
-        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
-        click.option("--rm", "auto_remove", is_flag=True, help="Remove the container on exit."),
-        click.option("--name", default=None),
-        click.option("-e", "--env", "env", multiple=True),
-        click.option("--env-file", "env_files", multiple=True),
-        click.option("-u", "--user", default=None),
-        click.option("-w", "--workdir", default=None),
-        click.option("-h", "--hostname", default=None),
-        click.option("--entrypoint", default=None),
-        click.option(
-            "--network",
-            "--net",
-            "network",
-            type=click.Choice(["none", "host", "private", "bridge", "default"]),
-            default="private",
-        ),
-        click.option("--read-only", is_flag=True),
-        click.option("-v", "--volume", "volumes", multiple=True),
-        click.option("--mount", "mounts", multiple=True),
-        click.option("--tmpfs", multiple=True),
-        click.option("--cap-add", multiple=True),
-        click.option("--cap-drop", multiple=True),
-        click.option("--privileged", is_flag=True),
-        click.option("--security-opt", "security_opts", multiple=True),
-        click.option("-m", "--memory", default=None),
-        click.option("--cpus", type=float, default=None),
-        click.option("--pids-limit", type=int, default=None),
-        click.option("--add-host", "add_hosts", multiple=True),
-        click.option("--dns", multiple=True),
-        click.option("-l", "--label", "labels", multiple=True),
-        click.option("--restart", default="no"),
-        click.option("--init", is_flag=True, help="Run an init inside the container."),
-        click.option("-p", "--publish", multiple=True, help="[IP:]HOST:CTR[/proto]"),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def _make_options(kw: dict[str, Any], detach: bool) -> RunOptions:
-    from pallet.runtime.container import RunOptions
-
-    all_env = tuple(e for f in kw["env_files"] for e in _env_file(f)) + kw["env"]
-    for opt in kw["security_opts"]:
-        if opt not in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
-            raise InvalidArgument(f"unsupported --security-opt {opt!r}")
-    network: NetworkMode = "private"
-    if kw["network"] in ("host", "none"):
-        network = kw["network"]
-    return RunOptions(
-        image=kw["image"],
-        command=kw["command"],
-        entrypoint=kw["entrypoint"],
-        env=all_env,
-        user=kw["user"],
-        workdir=kw["workdir"],
-        hostname=kw["hostname"],
-        name=kw["name"],
-        auto_remove=kw["auto_remove"],
-        network=network,
-        read_only=kw["read_only"],
-        binds=kw["volumes"],
-        mounts=kw["mounts"],
-        tmpfs=kw["tmpfs"],
-        cap_add=kw["cap_add"],
-        cap_drop=kw["cap_drop"],
-        privileged=kw["privileged"],
-        no_new_privileges=bool(kw["security_opts"]),
-        resources=Resources(memory=_memory(kw["memory"]), cpus=kw["cpus"], pids=kw["pids_limit"]),
-        add_hosts=kw["add_hosts"],
-        dns=kw["dns"],
-        labels=tuple((lbl.partition("=")[0], lbl.partition("=")[2]) for lbl in kw["labels"]),
-        tty=kw["tty"] and not detach and sys.stdin.isatty(),
-        interactive=kw["interactive"],
-        restart=kw["restart"],
-        init=kw["init"],
-        publish=kw["publish"],
-    )
-
-
-def _create(
-    ctx: click.Context, kw: dict[str, Any], detach: bool
-) -> tuple[Containers, ContainerRecord]:
-    try:
-        opts = _make_options(kw, detach)
-        containers = _containers(ctx)
-        return containers, containers.create(opts)
-    except PalletError as exc:
-        # docker's exit code for failures of the engine itself
-        raise ContainerError(
-            str(exc), exc.exit_code if isinstance(exc, ContainerError) else 125
-        ) from exc
+    return decorate
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
-@click.option("-d", "--detach", is_flag=True, help="Run in the background and print the ID.")
-@_run_options
+@_run_options(RUN_FLAGS)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def run_cmd(ctx: click.Context, /, detach: bool, **kw: Any) -> None:
+def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Create and run a new container from an image."""
-    containers, record = _create(ctx, kw, detach)
-    if detach:
-        try:
-            containers.start_detached(record)
-        except PalletError:
-            if record.auto_remove:
-                containers.remove(record.id, force=True, volumes=True)
-            raise
-        click.echo(record.id)
-        return
-    _attach(containers, record, kw["interactive"])
-
-
-def _attach(containers: Containers, record: ContainerRecord, interactive: bool) -> None:
-    """Run the container in this process (the monitor) with our stdio; exit with its code."""
-    try:
-        code = containers.run_monitored(
-            record,
-            stdin=sys.stdin if interactive or record.tty else subprocess.DEVNULL,
-            stdout=sys.stdout.buffer,
-            stderr=sys.stderr.buffer,
-        )
-    finally:
-        if record.auto_remove:
-            containers.remove(record.id, force=True, volumes=True)
-    sys.stdout.flush()
-    sys.exit(code)
+    run_container(cast(CliContext, ctx.obj).root, kw)
 
 
 @click.command("create", context_settings={"allow_interspersed_args": False})
-@_run_options
+@_run_options(CREATE_FLAGS)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def create_cmd(ctx: click.Context, /, **kw: Any) -> None:
     """Create a new container without starting it."""
-    _, record = _create(ctx, kw, True)
+    _, record = run_exec.create(cast(CliContext, ctx.obj).root, kw, True)
     click.echo(record.id)
 
 
@@ -213,7 +84,7 @@ def start_cmd(ctx: click.Context, attach: bool, interactive: bool, names: tuple[
         if len(names) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
         record = containers.records.get(names[0])
-        _attach(containers, record, interactive)
+        run_exec.attach(containers, record, interactive)
         return
     failed = []
     for name in names:

@@ -6,10 +6,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
+from typing import TYPE_CHECKING
+
 import click
 
 from pallet.cli.container_cmd import _containers
 from pallet.errors import PalletError
+
+if TYPE_CHECKING:
+    from pallet.runtime.records import ContainerRecord
 
 
 def _each(names: Sequence[str], action: Callable[[str], object], echo: bool = True) -> None:
@@ -157,35 +162,46 @@ def prune_cmd(ctx: click.Context, force: bool) -> None:
 def stats_cmd(ctx: click.Context, show_all: bool, no_stream: bool, fmt: str | None,
               names: tuple[str, ...]) -> None:  # fmt: skip
     """Live CPU, memory and pids use of containers (from their cgroups)."""
+    import contextlib
     import json
     import time
 
     from pallet.cli.table import echo_table
-    from pallet.runtime.stats import binary_size, cpu_percent, sample
+    from pallet.runtime.stats import Sample, binary_size, cpu_percent, decimal_size, sample
 
     containers = _containers(ctx)
     records = [containers.records.get(n) for n in names] if names else containers.records.all()
+
+    def read(record: ContainerRecord) -> Sample:
+        pid = record.pid
+        with contextlib.suppress(PalletError):  # a restarted container has a new pid
+            pid = containers.records.get(record.id).pid
+        return sample(record.id, pid, own_network=record.network != "host")
+
     while True:
         live = [r for r in records if show_all or containers.true_state(r)[0] == "running"]
-        before = {r.id: sample(r.id) for r in live}
+        before = {r.id: read(r) for r in live}
         time.sleep(0.5)
         rows = []
         for r in live:
-            after = sample(r.id)
+            after = read(r)
             mem, limit = after.memory, after.memory_limit
             rows.append({
                 "Container": r.id[:12], "ID": r.id[:12], "Name": r.name,
                 "CPUPerc": f"{cpu_percent(before[r.id], after):.2f}%",
                 "MemUsage": f"{binary_size(mem)} / {binary_size(limit)}",
                 "MemPerc": f"{100.0 * mem / limit if limit else 0.0:.2f}%",
-                "NetIO": "--", "BlockIO": "--", "PIDs": str(after.pids),
+                "NetIO": f"{decimal_size(after.net_rx)} / {decimal_size(after.net_tx)}",
+                "BlockIO": f"{decimal_size(after.block_read)} / {decimal_size(after.block_write)}",
+                "PIDs": str(after.pids),
             })  # fmt: skip
         if fmt == "json":
             for row in rows:
                 click.echo(json.dumps(row))
         else:
-            headers = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"]
-            keys = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "PIDs"]
+            headers = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
+                       "NET I/O", "BLOCK I/O", "PIDS"]  # fmt: skip
+            keys = ["ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs"]
             if not no_stream:
                 click.echo("\x1b[2J\x1b[H", nl=False)
             echo_table(headers, [[row[k] for k in keys] for row in rows])

@@ -1,55 +1,21 @@
-"""The ``pallet`` command: global options, error rendering, and the command groups."""
+"""The ``pallet`` entry point.
+
+It imports nothing heavy: ``pallet run`` in its common forms starts through the click-free
+fast path (``pallet.cli.fast_run``); every other command line goes to the click group in
+``pallet.cli.app``.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
-
-import click
-
-from pallet.cli.commands import LazyGroup
-from pallet.cli.context import CliContext
-from pallet.errors import PalletError
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Store root (default: $PALLET_ROOT, /var/lib/pallet as root, else ~/.local/share/pallet).",
-)
-@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-@click.version_option(package_name="pallet")
-@click.pass_context
-def cli(ctx: click.Context, root: Path | None, debug: bool) -> None:
-    """Docker images end to end, daemonless."""
-    ctx.obj = CliContext(root=root, debug=debug)
 
 
 def main(argv: list[str] | None = None) -> None:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    try:
-        cli.main(args=argv, prog_name="pallet", standalone_mode=False)
-    except PalletError as exc:
-        if debug:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        # Output piped into `head` and closed: quiet exit, as coreutils do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(1)
+    args = sys.argv[1:] if argv is None else argv
+    if "run" in args[:3]:
+        from pallet.cli.fast_run import try_run
+
+        try_run(args)
+    from pallet.cli.app import main as click_main
+
+    click_main(argv)

@@ -571,7 +571,8 @@ class Containers:
         return record
 
     def _cleanup(self, record: ContainerRecord) -> None:
-        self.runtime.delete(record.id, force=True)
+        if self.runtime.knows(record.id):  # the monitor deletes it when the container exits
+            self.runtime.delete(record.id, force=True)
         cdir = self.dir(record.id)
         rootfs = cdir / "rootfs"
         if os.path.ismount(rootfs):

@@ -115,6 +115,10 @@ class OCIRuntime:
         args = ["kill"] + (["--all"] if all_processes else []) + [container_id, signal]
         subprocess.run(self._cmd(*args), capture_output=True, check=False)
 
+    def knows(self, container_id: str) -> bool:
+        """Whether the runtime still holds state for the container (not yet deleted)."""
+        return (self.state_root / container_id).exists()
+
     def delete(self, container_id: str, *, force: bool = True) -> None:
         args = ["delete"] + (["--force"] if force else []) + [container_id]
         subprocess.run(self._cmd(*args), capture_output=True, check=False)

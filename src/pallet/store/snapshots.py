@@ -12,7 +12,6 @@ layer is never visible; gc removes the leftovers of crashed builders.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import secrets
@@ -20,10 +19,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pallet.errors import DigestMismatch, NotFound, PalletError, StoreError
-from pallet.layer.compression import open_decompressed
-from pallet.layer.extract import extract_layer
 from pallet.oci.chainid import chain_ids as compute_chain_ids
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
@@ -39,7 +37,11 @@ FS_DIR = "fs"
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
 
-_libc = ctypes.CDLL(None, use_errno=True)
+
+def _libc() -> Any:
+    import ctypes  # only when syncing: keeps short commands' start-up light
+
+    return ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def _sync_filesystem(path: Path) -> None:
     """Flush the whole filesystem once, instead of an fsync per extracted file."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _libc.syncfs(fd) != 0:
+        if _libc().syncfs(fd) != 0:
             os.sync()
     finally:
         os.close(fd)
@@ -200,6 +202,9 @@ class SnapshotStore:
         chain_id: Digest,
         parent: Digest | None,
     ) -> SnapshotInfo:
+        from pallet.layer.compression import open_decompressed
+        from pallet.layer.extract import extract_layer
+
         with self._blobs.open(layer.digest) as raw, open_decompressed(raw) as tar:
             result = extract_layer(tar, work / FS_DIR, whiteouts="overlay")
         _check_diff_id(layer, result.diff_id, diff_id)
@@ -273,6 +278,9 @@ class SnapshotStore:
         if any(dest.iterdir()):
             raise StoreError(f"{dest}: not empty; cannot unpack an image into it")
         for layer, diff_id in zip(layers, diff_ids, strict=True):
+            from pallet.layer.compression import open_decompressed
+            from pallet.layer.extract import extract_layer
+
             with self._blobs.open(layer.digest) as raw, open_decompressed(raw) as tar:
                 result = extract_layer(tar, dest, whiteouts="apply")
             _check_diff_id(layer, result.diff_id, Digest(diff_id))

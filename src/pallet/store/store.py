@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pallet.errors import StoreError
 from pallet.oci import mediatypes as mt
@@ -29,15 +29,17 @@ from pallet.oci.manifest import Manifest
 from pallet.oci.platform import Platform
 from pallet.store import images
 from pallet.store.blobs import DEFAULT_MAX_READ, BlobStore, BlobWriter
-from pallet.store.check import CheckReport, run_check
 from pallet.store.fsutil import atomic_write
-from pallet.store.gc import GCReport, collect
 from pallet.store.images import StoredImage
 from pallet.store.leases import Lease, LeaseManager
 from pallet.store.locks import FileLock
 from pallet.store.refs import IndexEntry, IndexFile
-from pallet.store.snapshots import SnapshotStore
 from pallet.store.state import StateDB
+
+if TYPE_CHECKING:
+    from pallet.store.check import CheckReport
+    from pallet.store.gc import GCReport
+    from pallet.store.snapshots import SnapshotStore
 
 _LAYOUT_JSON = json.dumps({"imageLayoutVersion": mt.OCI_LAYOUT_VERSION}).encode()
 _DIRS = ("blobs/sha256", "ingest", "snapshots", "containers", "volumes", "locks")
@@ -91,7 +93,16 @@ class Store:
         self._index = IndexFile(root, self._index_lock.exclusive)
         self.state = StateDB(root)
         self.leases = LeaseManager(self.state, self._gc_lock.shared)
-        self.snapshots = SnapshotStore(root, self._blobs, self._gc_lock.shared)
+        self._snapshots: SnapshotStore | None = None
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        # made on first use: commands that never touch snapshots skip their imports
+        if self._snapshots is None:
+            from pallet.store.snapshots import SnapshotStore
+
+            self._snapshots = SnapshotStore(self.root, self._blobs, self._gc_lock.shared)
+        return self._snapshots
 
     @classmethod
     def open(cls, root: Path) -> Store:
@@ -213,10 +224,14 @@ class Store:
         return self.leases.create(digests, ttl)
 
     def gc(self, *, dry_run: bool = False) -> GCReport:
+        from pallet.store.gc import collect
+
         with self._gc_lock.exclusive():
             return collect(self._blobs, self._index, self.leases, self.snapshots, dry_run=dry_run)
 
     def check(self) -> CheckReport:
+        from pallet.store.check import run_check
+
         return run_check(self._blobs, self._index, self.snapshots)
 
     def gc_lock(self) -> AbstractContextManager[None]:

@@ -1,0 +1,137 @@
+"""What ``pallet run`` and ``pallet create`` do once their flags are parsed, free of click
+so the fast path (``pallet.cli.fast_run``) and the click commands share it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pallet.errors import ContainerError, InvalidArgument, PalletError
+from pallet.paths import default_root
+
+if TYPE_CHECKING:
+    from pallet.runtime.container import Containers, RunOptions
+    from pallet.runtime.records import ContainerRecord
+
+
+def open_containers(root: Path | None) -> Containers:
+    from pallet.runtime.container import Containers
+    from pallet.store.store import Store
+
+    try:
+        return Containers(Store.open(root if root is not None else default_root()))
+    except PalletError as exc:
+        raise ContainerError(str(exc)) from exc
+
+
+def parse_memory(text: str | None) -> int | None:
+    if not text:
+        return None
+    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    value = text.strip().lower()
+    mult = units.get(value[-1])
+    number = value[:-1] if mult else value
+    if not number.isdigit():
+        raise InvalidArgument(f"invalid size: '{text}'")
+    return int(number) * (mult or 1)
+
+
+def read_env_file(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise InvalidArgument(f"{path}: {exc.strerror}") from exc
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def make_options(kw: dict[str, Any], detach: bool) -> RunOptions:
+    from pallet.runtime.container import RunOptions
+    from pallet.runtime.spec import NetworkMode, Resources
+
+    all_env = tuple(e for f in kw["env_files"] for e in read_env_file(f)) + tuple(kw["env"])
+    for opt in kw["security_opts"]:
+        if opt not in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
+            raise InvalidArgument(f"unsupported --security-opt {opt!r}")
+    network: NetworkMode = "private"
+    if kw["network"] in ("host", "none"):
+        network = kw["network"]
+    return RunOptions(
+        image=kw["image"],
+        command=tuple(kw["command"]),
+        entrypoint=kw["entrypoint"],
+        env=all_env,
+        user=kw["user"],
+        workdir=kw["workdir"],
+        hostname=kw["hostname"],
+        name=kw["name"],
+        auto_remove=kw["auto_remove"],
+        network=network,
+        read_only=kw["read_only"],
+        binds=tuple(kw["volumes"]),
+        mounts=tuple(kw["mounts"]),
+        tmpfs=tuple(kw["tmpfs"]),
+        cap_add=tuple(kw["cap_add"]),
+        cap_drop=tuple(kw["cap_drop"]),
+        privileged=kw["privileged"],
+        no_new_privileges=bool(kw["security_opts"]),
+        resources=Resources(
+            memory=parse_memory(kw["memory"]), cpus=kw["cpus"], pids=kw["pids_limit"]
+        ),
+        add_hosts=tuple(kw["add_hosts"]),
+        dns=tuple(kw["dns"]),
+        labels=tuple((lbl.partition("=")[0], lbl.partition("=")[2]) for lbl in kw["labels"]),
+        tty=kw["tty"] and not detach and sys.stdin.isatty(),
+        interactive=kw["interactive"],
+        restart=kw["restart"],
+        init=kw["init"],
+        publish=tuple(kw["publish"]),
+    )
+
+
+def create(
+    root: Path | None, kw: dict[str, Any], detach: bool
+) -> tuple[Containers, ContainerRecord]:
+    try:
+        opts = make_options(kw, detach)
+        containers = open_containers(root)
+        return containers, containers.create(opts)
+    except PalletError as exc:
+        # docker's exit code for failures of the engine itself
+        raise ContainerError(
+            str(exc), exc.exit_code if isinstance(exc, ContainerError) else 125
+        ) from exc
+
+
+def attach(containers: Containers, record: ContainerRecord, interactive: bool) -> None:
+    """Run the container in this process (the monitor) with our stdio; exit with its code."""
+    try:
+        code = containers.run_monitored(
+            record,
+            stdin=sys.stdin if interactive or record.tty else subprocess.DEVNULL,
+            stdout=sys.stdout.buffer,
+            stderr=sys.stderr.buffer,
+        )
+    finally:
+        if record.auto_remove:
+            containers.remove(record.id, force=True, volumes=True)
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+def run_container(root: Path | None, kw: dict[str, Any]) -> None:
+    """``pallet run``: create, then run attached (exits with the container's code) or
+    start detached and print the ID."""
+    detach = bool(kw.pop("detach", False))
+    containers, record = create(root, kw, detach)
+    if detach:
+        try:
+            containers.start_detached(record)
+        except PalletError:
+            if record.auto_remove:
+                containers.remove(record.id, force=True, volumes=True)
+            raise
+        print(record.id, flush=True)
+        return
+    attach(containers, record, kw["interactive"])

@@ -1,0 +1,72 @@
+"""The flags of ``pallet run`` and ``pallet create``, as plain data.
+
+One table serves two parsers: the click command (help, errors, every unusual form) and
+the click-free fast path that starts a container without importing click (see
+``pallet.cli.fast_run``). Keeping both on this table is what keeps them in agreement.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Flag(NamedTuple):
+    names: tuple[str, ...]  # "-i", "--interactive"
+    dest: str  # keyword the command receives
+    kind: str  # "flag" (bool), "value" (last one wins) or "multi" (a tuple of all)
+    convert: type[str] | type[int] | type[float] = str
+    default: object = None
+    choices: tuple[str, ...] = ()
+    help: str | None = None
+
+
+NETWORKS = ("none", "host", "private", "bridge", "default")
+
+#: flags ``run`` and ``create`` share, as docker's
+CREATE_FLAGS: tuple[Flag, ...] = (
+    Flag(("-i", "--interactive"), "interactive", "flag", help="Keep STDIN open."),
+    Flag(("-t", "--tty"), "tty", "flag", help="Allocate a pseudo-TTY."),
+    Flag(("--rm",), "auto_remove", "flag", help="Remove the container on exit."),
+    Flag(("--name",), "name", "value", help="Assign a name to the container."),
+    Flag(("-e", "--env"), "env", "multi", help="Set an environment variable (K=V or K)."),
+    Flag(("--env-file",), "env_files", "multi", help="Read environment variables from a file."),
+    Flag(("-u", "--user"), "user", "value", help="user[:group], by name or id."),
+    Flag(("-w", "--workdir"), "workdir", "value", help="Working directory inside."),
+    Flag(("-h", "--hostname"), "hostname", "value", help="Container host name."),
+    Flag(("--entrypoint",), "entrypoint", "value", help="Overwrite the image's ENTRYPOINT."),
+    Flag(("--network", "--net"), "network", "value", default="private", choices=NETWORKS),
+    Flag(("--read-only",), "read_only", "flag", help="Mount the root filesystem read-only."),
+    Flag(("-v", "--volume"), "volumes", "multi", help="Bind mount or volume: SRC:DST[:ro]."),
+    Flag(("--mount",), "mounts", "multi", help="type=bind|volume|tmpfs,..."),
+    Flag(("--tmpfs",), "tmpfs", "multi", help="Mount a tmpfs: PATH[:OPTIONS]."),
+    Flag(("--cap-add",), "cap_add", "multi"),
+    Flag(("--cap-drop",), "cap_drop", "multi"),
+    Flag(("--privileged",), "privileged", "flag"),
+    Flag(("--security-opt",), "security_opts", "multi"),
+    Flag(("-m", "--memory"), "memory", "value", help="Memory limit (b, k, m, g)."),
+    Flag(("--cpus",), "cpus", "value", convert=float),
+    Flag(("--pids-limit",), "pids_limit", "value", convert=int),
+    Flag(("--add-host",), "add_hosts", "multi", help="host:ip"),
+    Flag(("--dns",), "dns", "multi"),
+    Flag(("-l", "--label"), "labels", "multi"),
+    Flag(("--restart",), "restart", "value", default="no", help="no|on-failure[:N]|always"),
+    Flag(("--init",), "init", "flag", help="Run an init inside the container."),
+    Flag(("-p", "--publish"), "publish", "multi", help="[IP:]HOST:CTR[/proto]"),
+)
+
+DETACH = Flag(("-d", "--detach"), "detach", "flag", help="Run in the background and print the ID.")
+
+RUN_FLAGS: tuple[Flag, ...] = (DETACH, *CREATE_FLAGS)
+
+
+def defaults(flags: tuple[Flag, ...]) -> dict[str, object]:
+    """The keywords a command receives when no flag is given."""
+    out: dict[str, object] = {}
+    for flag in flags:
+        if flag.kind == "flag":
+            out[flag.dest] = False
+        elif flag.kind == "multi":
+            out[flag.dest] = ()
+        else:
+            out[flag.dest] = flag.default
+    return out
