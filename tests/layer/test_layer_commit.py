@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pallet.errors import LayerError
+from pallet.errors import InvalidArgument, LayerError
 from pallet.layer.commit import commit_layer, compress_stream
 from pallet.layer.compression import compressor, open_decompressed
 from pallet.layer.writer import write_tar
@@ -132,3 +132,81 @@ def test_memory_stays_flat(tmp_path: Path, kind: str) -> None:
         check=True,
     )
     assert int(done.stdout) < 100, f"peak RSS {done.stdout.strip()} MiB for a 160 MiB layer"
+
+
+@pytest.fixture
+def mixed_tree(tmp_path: Path) -> Path:
+    """Several 1 MiB blocks: incompressible files, text, and blocks mixing both."""
+    root = tmp_path / "mixed"
+    root.mkdir()
+    for i in range(3):
+        (root / f"random{i}").write_bytes(os.urandom((1 << 20) + 12_345 * i))
+        (root / f"text{i}").write_bytes(b"%d some ordinary text\n" % i * (20_000 + i))
+    return root
+
+
+@pytest.mark.parametrize("kind", ["gzip", "zstd", "none"])
+def test_blob_is_the_same_whatever_the_thread_count(mixed_tree: Path, kind: str) -> None:
+    blobs = set()
+    for threads in (1, 2, 4):
+        out = io.BytesIO()
+        commit_layer(mixed_tree, out, compression=kind, threads=threads)
+        blobs.add(out.getvalue())
+    assert len(blobs) == 1
+
+
+ONE_CORE_SCRIPT = """
+import io, os, sys
+from pathlib import Path
+from pallet.layer.commit import commit_layer
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+out = io.BytesIO()
+print(commit_layer(Path(sys.argv[1]), out).digest)
+"""
+
+
+def test_one_usable_core_writes_the_same_blob(mixed_tree: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ONE_CORE_SCRIPT, str(mixed_tree)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = io.BytesIO()
+    info = commit_layer(mixed_tree, out, threads=2)
+    assert done.stdout.strip() == info.digest
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gzip_tools_read_the_blob(mixed_tree: Path, tmp_path: Path, threads: int) -> None:
+    blob = tmp_path / "layer.tar.gz"
+    with open(blob, "wb") as out:
+        info = commit_layer(mixed_tree, out, threads=threads)
+    plain = io.BytesIO()
+    write_tar(mixed_tree, plain)
+    assert gzip.decompress(blob.read_bytes()) == plain.getvalue()
+    subprocess.run(["gzip", "-t", str(blob)], check=True)
+    unzipped = subprocess.run(["zcat", str(blob)], capture_output=True, check=True).stdout
+    assert unzipped == plain.getvalue()
+    assert sha(unzipped) == info.diff_id
+
+
+def test_incompressible_data_is_stored_and_mixed_blocks_still_compress() -> None:
+    text = b"".join(b"line %d of a config file\n" % i for i in range(12_000))
+    noise = os.urandom(4 << 20)
+    stored, mixed = io.BytesIO(), io.BytesIO()
+    compress_stream(io.BytesIO(noise), stored, threads=1)
+    # each 1 MiB block is a quarter text and three quarters noise
+    quarter = 1 << 18
+    data = b"".join(text[:quarter] + noise[i : i + 3 * quarter] for i in range(0, 4 << 20, 1 << 20))
+    compress_stream(io.BytesIO(data), mixed, threads=1)
+    # stored deflate blocks: a few bytes of framing per 64 KiB, nothing like a deflate
+    assert len(stored.getvalue()) < len(noise) * 1.0001 + 64
+    assert len(mixed.getvalue()) < len(data) - 4 * quarter // 2
+    assert gzip.decompress(stored.getvalue()) == noise
+    assert gzip.decompress(mixed.getvalue()) == data
+
+
+def test_thread_count_below_one_is_refused(tree: Path) -> None:
+    with pytest.raises(InvalidArgument, match="0"):
+        commit_layer(tree, io.BytesIO(), threads=0)

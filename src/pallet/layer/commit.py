@@ -6,6 +6,10 @@ a single writer thread takes the results in order, hashes both streams (hashlib 
 releases the GIL), and writes the compressed bytes out. Bounded queues keep memory
 flat: a few blocks in flight, whatever the layer size. zstd compresses on one worker
 thread, in order, beside the hashing and tar threads.
+
+With one usable core (``os.sched_getaffinity``) threads only add hand-offs and GIL
+switches, so the same steps run inline on the caller's thread, block by block. The
+bytes written are the same either way: a block's output depends only on its data.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from pallet.errors import LayerError
+from pallet.errors import InvalidArgument, LayerError
 from pallet.layer import compression as comp
 from pallet.layer.compression import Compression
 from pallet.layer.writer import TarSink, write_tar
@@ -51,19 +55,26 @@ _Result = tuple[bytes | bytearray, int]
 class _Pipeline(TarSink):
     """A TarSink that compresses and hashes what it is given and writes it to ``out``."""
 
-    def __init__(self, out: BinaryIO, kind: str, level: int | None) -> None:
+    def __init__(self, out: BinaryIO, kind: str, level: int | None, threads: int | None) -> None:
         self._kind = comp.parse_kind(kind)
         self._level = comp.resolve_level(self._kind, level)
         self._out = out
+        if threads is None:
+            threads = _usable_cores()
+        elif threads < 1:
+            raise InvalidArgument(f"layer commit needs at least 1 thread, not {threads}")
+        self._inline = threads == 1
         # full blocks come back from the writer thread once hashed, so the few buffers in
         # flight are reused instead of churning the allocator (which grew RSS by ~40 MB)
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._block = bytearray(_BLOCK)
         self._fill = 0
         self._zdict: bytes | None = None
-        workers = min(_MAX_WORKERS, os.cpu_count() or 1) if self._kind is Compression.GZIP else 1
         # gzip blocks are independent jobs; zstd state must see blocks in order: 1 worker
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="layer-compress")
+        workers = min(_MAX_WORKERS, threads) if self._kind is Compression.GZIP else 1
+        self._pool: ThreadPoolExecutor | None = None
+        if not self._inline:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="layer-compress")
         # zstd keeps state across blocks; it runs on the single pool worker, in order
         self._stream = comp.compressor(self._kind, self._level)
         self._queue: queue.Queue[tuple[bytearray | bytes, Future[_Result]] | None] = queue.Queue(
@@ -78,8 +89,10 @@ class _Pipeline(TarSink):
         self._closed = False
         if self._kind is Compression.GZIP:
             self._emit(comp.gzip_header())
-        self._writer = threading.Thread(target=self._drain, name="layer-write", daemon=True)
-        self._writer.start()
+        self._writer: threading.Thread | None = None
+        if not self._inline:
+            self._writer = threading.Thread(target=self._drain, name="layer-write", daemon=True)
+            self._writer.start()
 
     # -- producer side (caller's thread) ---------------------------------------------------
 
@@ -129,6 +142,10 @@ class _Pipeline(TarSink):
         block: bytearray | bytes = (
             self._block if self._fill == _BLOCK else self._block[: self._fill]
         )
+        if self._inline:
+            self._run_inline(block, final)
+            return
+        assert self._pool is not None
         future: Future[_Result]
         if self._kind is Compression.GZIP:
             future = self._pool.submit(comp.deflate_block, block, self._zdict, self._level, final)
@@ -141,6 +158,28 @@ class _Pipeline(TarSink):
         self._block = self._new_block()
         self._fill = 0
         self._put((block, future))
+
+    def _run_inline(self, block: bytearray | bytes, final: bool) -> None:
+        """One core: compress, hash and write the block now; its buffer is reused."""
+        try:
+            result = self._compress(block, final)
+            self._consume(block, *result)
+        except LayerError as e:
+            self._error = e
+            raise
+        except Exception as e:
+            self._error = _write_error(e)
+            raise self._error from e
+        if self._kind is Compression.GZIP:
+            self._zdict = comp.block_dict(block)
+        self._fill = 0
+
+    def _compress(self, block: bytearray | bytes, final: bool) -> _Result:
+        if self._kind is Compression.GZIP:
+            return comp.deflate_block(block, self._zdict, self._level, final)
+        if self._kind is Compression.ZSTD:
+            return self._stream_block(block, final)
+        return block, 0
 
     def _new_block(self) -> bytearray:
         try:
@@ -177,9 +216,11 @@ class _Pipeline(TarSink):
         if self._closed:
             return
         self._closed = True
-        self._put(None)
-        self._writer.join()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._writer is not None:
+            self._put(None)
+            self._writer.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> _Pipeline:
         return self
@@ -209,16 +250,27 @@ class _Pipeline(TarSink):
                 continue  # keep draining so the producer is never blocked on a full queue
             block, future = item
             try:
-                data, crc = future.result()
-                self._diff.update(block)
-                self._uncompressed += len(block)
-                if self._kind is Compression.GZIP:
-                    self._crc = comp.crc32_combine(self._crc, crc, len(block))
-                self._emit(data)
+                self._consume(block, *future.result())
                 if isinstance(block, bytearray) and len(block) == _BLOCK:
                     self._free.put(block)
             except BaseException as e:
                 self._error = e if isinstance(e, LayerError) else _write_error(e)
+
+    def _consume(self, block: bytearray | bytes, data: bytes | bytearray, crc: int) -> None:
+        """Hash and write one finished block (in stream order)."""
+        self._diff.update(block)
+        self._uncompressed += len(block)
+        if self._kind is Compression.GZIP:
+            self._crc = comp.crc32_combine(self._crc, crc, len(block))
+        self._emit(data)
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (taskset / cgroup cpusets), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _write_error(e: BaseException) -> LayerError:
@@ -239,14 +291,16 @@ def commit_layer(
     overlay: bool = False,
     source_date_epoch: int | None = None,
     paths: Iterable[str | os.PathLike[str]] | None = None,
+    threads: int | None = None,
 ) -> LayerInfo:
     """Write the tree under ``root`` as a compressed layer blob to ``out``, in one pass.
 
     ``overlay=True`` reads ``root`` as an overlay upper dir / pallet snapshot and
     ``paths`` limits the entries (see ``write_tar``). Returns both digests and sizes;
-    ``out`` receives exactly the blob bytes.
+    ``out`` receives exactly the blob bytes. ``threads`` defaults to the usable cores;
+    the blob is the same whatever it is.
     """
-    with _Pipeline(out, compression, level) as pipe:
+    with _Pipeline(out, compression, level, threads) as pipe:
         write_tar(root, pipe, overlay=overlay, source_date_epoch=source_date_epoch, paths=paths)
         return pipe.finish()
 
@@ -257,8 +311,9 @@ def compress_stream(
     *,
     compression: str = "gzip",
     level: int | None = None,
+    threads: int | None = None,
 ) -> LayerInfo:
     """Compress an existing uncompressed tar stream (``pallet import``), hashing both sides."""
-    with _Pipeline(out, compression, level) as pipe:
+    with _Pipeline(out, compression, level, threads) as pipe:
         pipe.read_from(src)
         return pipe.finish()
