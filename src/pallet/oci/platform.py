@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform as _platform
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -168,7 +168,7 @@ def normalize_arch(arch: str, variant: str = "") -> tuple[str, str]:
 
 def host_platform() -> Platform:
     """The platform of this machine, as docker reports it."""
-    machine = _platform.machine()
+    machine = os.uname().machine  # what platform.machine() reads, without its imports
     arch, variant = _MACHINE_TO_ARCH.get(machine, (machine.lower(), ""))
     if arch == "arm64":
         variant = ""
