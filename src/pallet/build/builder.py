@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pallet.build.baseimage import image_for
-from pallet.build.cache_io import export_cache
 from pallet.build.context_hash import ContextHasher
 from pallet.build.copy_step import check_copy
 from pallet.build.executor import StageRunner
@@ -192,6 +191,8 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
         desc = write_image(store, lease, config, list(final.fs.layers), options.tags)
         _write_outputs(store, options, desc, final.fs.layers, final.fs.diff_ids)
         for spec in options.cache_to:
+            from pallet.build.cache_io import export_cache
+
             export_cache(store, runner.records, spec.path)
     image_id = Digest.from_bytes(config.to_bytes())
     if options.iidfile is not None:

@@ -9,19 +9,12 @@ BuildKit's differ emits.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
-import lzma
 import os
 import posixpath
 import stat
 import tarfile
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -109,6 +102,11 @@ def match_sources(copy: CopyStep, tree: SourceTree, where: str) -> list[Match]:
 
 def download(url: str, dest_dir: Path, checksum: str | None, where: str) -> Download:
     """Fetch an ADD URL into ``dest_dir``, verifying ``--checksum`` if given."""
+    import urllib.error  # here: http.client, ssl and email cost every build otherwise
+    import urllib.parse
+    import urllib.request
+    from email.utils import parsedate_to_datetime
+
     parsed = urllib.parse.urlsplit(url)
     name = posixpath.basename(parsed.path.rstrip("/")) or "index.html"
     target = dest_dir / f"download-{len(list(dest_dir.iterdir()))}"
@@ -163,6 +161,10 @@ def resolve_dest(step: Step, copy: CopyStep) -> tuple[str, bool]:
 
 def _decompressed(head: bytes, raw: BinaryIO) -> BinaryIO | None:
     """``raw`` decompressed by what its magic bytes say, or None if not compressed."""
+    import bz2
+    import gzip
+    import lzma
+
     if head.startswith(b"\x1f\x8b"):
         return cast(BinaryIO, gzip.GzipFile(fileobj=raw))
     if head.startswith(b"BZh"):

@@ -21,10 +21,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from pallet.build.cache import BuildCache, CacheEntry
-from pallet.build.cache_io import ImportedCache
 from pallet.build.copy_step import (
     CopyContext,
     Download,
@@ -53,6 +52,9 @@ from pallet.oci.digest import Digest
 from pallet.runtime.oci_runtime import OCIRuntime
 from pallet.runtime.users import resolve_user
 from pallet.store import Lease, Store
+
+if TYPE_CHECKING:
+    from pallet.build.cache_io import CacheSpec, ImportedCache
 
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
 
@@ -141,7 +143,7 @@ class StageRunner:
         self.cache = BuildCache(store)
         #: ``--cache-from`` layouts, consulted on a local miss
         self.imported = [
-            cache for spec in options.cache_from if (cache := ImportedCache.load(spec)) is not None
+            cache for spec in options.cache_from if (cache := _load_cache(spec)) is not None
         ]
         #: every step's cache entry, hit or run, for ``--cache-to``
         self.records: dict[str, CacheEntry] = {}
@@ -504,3 +506,9 @@ def _first_error(
 def _title(step: Step) -> str:
     text = step.created_by.removesuffix(" # buildkit")
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _load_cache(spec: CacheSpec) -> ImportedCache | None:
+    from pallet.build.cache_io import ImportedCache  # only builds given --cache-from pay for it
+
+    return ImportedCache.load(spec)

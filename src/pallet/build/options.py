@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pallet.build.cache_io import CacheSpec
-from pallet.build.ssh_forward import SshAgent
 from pallet.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from pallet.build.cache_io import CacheSpec
+    from pallet.build.ssh_forward import SshAgent
 
 OutputType = Literal["image", "oci", "docker", "local", "tar"]
 ProgressMode = Literal["plain", "tty", "quiet", "auto"]

@@ -26,10 +26,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pallet.build.fsops import Owner, make_dirs, secure_join
 from pallet.build.sources import ContextTree, SourceTree, clean
-from pallet.build.ssh_forward import agent_socket
 from pallet.dockerfile.mounts import Mount as RunMount
 from pallet.dockerfile.plan import RunStep, Step
 from pallet.errors import BuildError, ContainerError
@@ -207,7 +207,7 @@ def _user_mounts(
             relay = env.scratch / f"ssh-{secrets.token_hex(6)}.sock"
             perms = mount.mode if mount.mode is not None else 0o600
             stack.enter_context(
-                agent_socket(upstream, relay, mount.uid or 0, mount.gid or 0, perms)
+                _agent_socket(upstream, relay, mount.uid or 0, mount.gid or 0, perms)
             )
             out.append(Mount(dest, str(relay), "bind", ("rbind", "rw")))
             # BuildKit points SSH_AUTH_SOCK at the first agent unless the image sets it
@@ -418,3 +418,9 @@ def _pump(
         line = raw.decode("utf-8", "replace").rstrip("\n")
         tail.append(line)
         on_line(line)
+
+
+def _agent_socket(*args: Any, **kwargs: Any) -> Any:
+    from pallet.build.ssh_forward import agent_socket  # only RUN --mount=type=ssh needs it
+
+    return agent_socket(*args, **kwargs)
