@@ -32,7 +32,7 @@ from registry_fixtures import (  # noqa: E402
     write_layout,
 )
 
-from pallet.errors import DigestMismatch, NotFound, TransportError  # noqa: E402
+from pallet.errors import DigestMismatch, ManifestUnknown, NotFound, TransportError  # noqa: E402
 from pallet.oci.platform import Platform, host_platform  # noqa: E402
 from pallet.store import Store  # noqa: E402
 from pallet.transport import registry_upload  # noqa: E402
@@ -263,6 +263,31 @@ def test_push_resumes_after_a_dropped_upload(
     assert result.digest == image.digest
     store = Store.open(tmp_path / "dest")
     assert store.read_blob(sha256(image.layers[1]), max_size=2 * BIG) == image.layers[1]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["monolithic", "chunked"])
+def test_a_corrupt_blob_in_the_store_fails_the_push_and_sets_no_tag(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch, chunked: bool
+) -> None:
+    # push sends store blobs without hashing them again: the registry's digest check at
+    # the final PUT is what refuses a blob damaged on our disk.
+    if chunked:
+        monkeypatch.setattr(registry_upload, "MONOLITHIC_MAX", 10_000)
+        monkeypatch.setattr(registry_upload, "CHUNK_SEEKABLE", 100_000)
+    image = make_image((1000, 250_000))
+    layout = tmp_path / "layout"
+    write_layout(layout, {"img": image})
+    name = f"{registry.host}/app:v1"
+    root = tmp_path / "src"
+    load_into_store(root, layout, "img", name)
+    blob = Store.open(root).blob_path(sha256(image.layers[1]))
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    with pytest.raises(TransportError, match=sha256(image.layers[1])):
+        push(name, root)
+    with pytest.raises(ManifestUnknown):
+        pull(name, tmp_path / "dest")
 
 
 def index_layout(tmp_path: Path) -> tuple[Path, bytes, Image, Image]:

@@ -284,13 +284,28 @@ class RegistryDestination:
     def has_manifest(self, digest: Digest) -> bool:
         return bool(self.http.runner.run(self.repo.has_manifest(digest)))
 
-    def put_blob(self, desc: Descriptor, stream: BinaryIO) -> None:
+    def put_blob(
+        self,
+        desc: Descriptor,
+        stream: BinaryIO,
+        *,
+        on_streamed: Callable[[], None] | None = None,
+    ) -> None:
+        """Upload ``desc``; ``on_streamed`` is called (on the event loop) once its bytes
+        are sent, while the registry still verifies and stores them."""
         sources = self._mount_sources(desc.digest) if self._mount_sources else ()
 
         def count(n: int) -> None:
             self._note("bytes", desc, n)
 
-        upload = BlobUpload(self.http, self.repo.repository, desc, stream, on_bytes=count)
+        upload = BlobUpload(
+            self.http,
+            self.repo.repository,
+            desc,
+            stream,
+            on_bytes=count,
+            on_streamed=on_streamed,
+        )
         outcome = self.http.runner.run(upload.run(sources))
         with self._lock:
             self._known.add(desc.digest)

@@ -106,8 +106,9 @@ class Reply:
         return self.headers.get(name)
 
 
-#: a request body: bytes, or a factory of fresh async byte iterators (so it can be resent)
-Body = bytes | Callable[[], AsyncIterator[bytes]] | None
+#: a request body: bytes, or a factory of fresh async byte iterators or payloads (so it
+#: can be resent)
+Body = bytes | Callable[[], AsyncIterator[bytes] | aiohttp.payload.Payload] | None
 
 
 class RegistryHttp:

@@ -24,7 +24,7 @@ from pallet.transport.registry_config import RegistriesConfig
 from pallet.transport.registry_plan import plan_blobs
 from pallet.transport.registry_progress import NoProgress, Progress
 from pallet.transport.registry_sources import BlobSources
-from pallet.transport.registry_transfer import run_all
+from pallet.transport.registry_transfer import StreamSlots, run_all, workers_for
 from pallet.transport.store import StoreWriter
 
 CHUNK = 4 << 20
@@ -83,20 +83,31 @@ def _pull(
 
         source.on_blob = on_blob
 
+        slots = StreamSlots(concurrency, source.cancel)
+
         def fetch(desc: Descriptor) -> None:
-            progress.state(desc, "downloading")
-            stream = source.remote_blob(desc)
-            with closing(stream), store.ingest(desc.digest, desc.size) as w:
-                while chunks := stream.read_chunks(CHUNK):
-                    for chunk in chunks:
-                        w.write(chunk)
-                w.commit()  # verifies digest and size; on failure nothing stays
-                resumed[0] += stream.resumes
+            with slots.acquire(f"{source.describe()}: blob {desc.digest}") as slot:
+                progress.state(desc, "downloading")
+                stream = source.remote_blob(desc)
+                with closing(stream), store.ingest(desc.digest, desc.size) as w:
+                    while chunks := stream.read_chunks(CHUNK):
+                        for chunk in chunks:
+                            w.write(chunk)
+                    resumed[0] += stream.resumes
+                    # The fsync in commit waits for the disk: the next blob downloads
+                    # meanwhile.
+                    slot.release()
+                    w.commit()  # verifies digest and size; on failure nothing stays
             added.append(desc.digest)
             progress.state(desc, "verified")
 
         try:
-            run_all(missing, fetch, concurrency=concurrency, cancel=source.cancel)
+            run_all(
+                missing,
+                fetch,
+                concurrency=workers_for(missing, concurrency),
+                cancel=source.cancel,
+            )
             name = str(source.ref)
             writer = StoreWriter(store)
             try:

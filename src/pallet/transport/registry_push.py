@@ -23,7 +23,7 @@ from pallet.transport.registry_plan import plan_blobs
 from pallet.transport.registry_progress import NoProgress, Progress
 from pallet.transport.registry_ref import ImageRef
 from pallet.transport.registry_sources import BlobSources
-from pallet.transport.registry_transfer import run_all
+from pallet.transport.registry_transfer import StreamSlots, run_all, workers_for
 from pallet.transport.store import StoreSource
 
 DEFAULT_CONCURRENCY = 3
@@ -106,15 +106,21 @@ def _push(
     for blob in blobs:
         progress.add(blob)
 
+    cancel = threading.Event()
+    slots = StreamSlots(concurrency, cancel)
+
     def send(desc: Descriptor) -> None:
-        if dest.has_blob(desc):
-            progress.state(desc, "exists")
-            return
-        if not store.has_blob(desc.digest):
-            raise TransportError(f"{source.describe()}: blob {desc.digest} is not in the store")
-        progress.state(desc, "uploading")
-        with store.open_blob(desc.digest) as stream:
-            dest.put_blob(desc, stream)
+        with slots.acquire(f"{dest.describe()}: blob {desc.digest}") as slot:
+            if dest.has_blob(desc):
+                progress.state(desc, "exists")
+                return
+            if not store.has_blob(desc.digest):
+                raise TransportError(f"{source.describe()}: blob {desc.digest} is not in the store")
+            progress.state(desc, "uploading")
+            with store.open_blob(desc.digest) as stream:
+                # The final PUT waits while the registry verifies and fsyncs the blob:
+                # the next one streams meanwhile.
+                dest.put_blob(desc, stream, on_streamed=slot.release)
 
     if dest.has_manifest(top.digest):
         # The registry holds this very manifest, and it accepted it only with everything
@@ -125,7 +131,7 @@ def _push(
         written = top
     else:
         with store.lease([top.digest]):
-            run_all(blobs, send, concurrency=concurrency, cancel=threading.Event())
+            run_all(blobs, send, concurrency=workers_for(blobs, concurrency), cancel=cancel)
             written = copy(source, dest, all_platforms=True)
     sources.record(dest.ref.registry, dest.ref.repository, [b.digest for b in blobs])
     return PushResult(

@@ -5,19 +5,26 @@ for large ones, resuming from the registry's ``Range`` after a dropped connectio
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import quote
 
 from pallet.errors import TransportError
 from pallet.oci.descriptor import Descriptor
+from pallet.transport.registry_file_body import FileRangePayload
 from pallet.transport.registry_http import (
     ATTEMPTS,
+    Body,
     RegistryHttp,
     Reply,
     backoff,
     describe_exc,
 )
+
+if TYPE_CHECKING:
+    from aiohttp.payload import Payload
 
 #: blobs up to this size go in one PUT, read into memory first (so a retry can resend)
 MONOLITHIC_MAX = 16 << 20
@@ -47,15 +54,20 @@ class BlobUpload:
         desc: Descriptor,
         stream: BinaryIO,
         on_bytes: Callable[[int], None] | None = None,
+        on_streamed: Callable[[], None] | None = None,
     ) -> None:
         self.http = http
         self.repository = repository
         self.desc = desc
         self.stream = stream
         self.on_bytes = on_bytes
+        #: called once every byte is with the registry, before the final PUT (which
+        #: waits for the registry to verify and store the blob)
+        self.on_streamed = on_streamed
         self.scopes = [f"repository:{repository}:pull,push"]
         self.what = f"{http.registry}/{repository}: blob {desc.digest}"
         self._seekable = _seekable(stream)
+        self._fd = _regular_file_fd(stream) if self._seekable else None
 
     async def run(self, mount_from: Sequence[str] = ()) -> str:
         """Returns "mounted" or "pushed"."""
@@ -129,7 +141,10 @@ class BlobUpload:
         held: tuple[int, bytes] | None = None  # (start, bytes) of a non-seekable chunk
         while offset < size:
             end = min(offset + chunk_size, size)
-            if self._seekable:
+            body: Body
+            if self._fd is not None:
+                body = _sendfile_body(self._fd, base + offset, end - offset)
+            elif self._seekable:
                 body = self._file_body(base + offset, end - offset)
             else:
                 if held is None or not held[0] <= offset < held[0] + len(held[1]):
@@ -170,6 +185,8 @@ class BlobUpload:
                 location, offset = await self._resume(location, None)
                 continue
             raise self.http.error(self.what, reply)
+        if self.on_streamed is not None:
+            self.on_streamed()
         reply = await self.http.reply(
             "PUT", _join(location, "digest", self.desc.digest), scopes=self.scopes
         )
@@ -228,6 +245,22 @@ def _bytes_body(data: bytes) -> Callable[[], AsyncIterator[bytes]]:
             yield bytes(view[i : i + READ])
 
     return body
+
+
+def _sendfile_body(fd: int, start: int, length: int) -> Callable[[], Payload]:
+    def body() -> Payload:
+        return FileRangePayload(fd, start, length)
+
+    return body
+
+
+def _regular_file_fd(stream: BinaryIO) -> int | None:
+    """The descriptor of a stream backed by a regular file (what ``sendfile`` sends)."""
+    try:
+        fd = stream.fileno()
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _seekable(stream: BinaryIO) -> bool:
