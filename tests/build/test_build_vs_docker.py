@@ -256,11 +256,6 @@ def test_same_image_as_docker_buildkit(
     assert our_tree, "the build produced an empty filesystem: nothing was compared"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN GAP in pallet build: a FROM scratch image has no WorkingDir, BuildKit's "
-    "empty image config (dockerfile2llb emptyImage) sets '/' (found by this test)",
-)
 def test_scratch_image_working_dir_is_root(
     store: Store, docker_busybox: Any, make_context: MakeContext, tmp_path: Path
 ) -> None:

@@ -198,9 +198,10 @@ def platform_args(target: Platform, build: Platform) -> dict[str, str]:
 
 
 def scratch_config(platform: Platform) -> ImageConfig:
-    """BuildKit's empty image: a default PATH, nothing else."""
+    """BuildKit's empty image (dockerfile2llb's emptyImage): a default PATH and "/" as the
+    working directory, nothing else."""
     cfg = ImageConfig.new(platform)
-    return cfg.with_config(env=(f"PATH={DEFAULT_PATH}",))
+    return cfg.with_config(env=(f"PATH={DEFAULT_PATH}",), working_dir="/")
 
 
 def _fail(node: Instruction, message: str, position: Position | None = None) -> DockerfileError:
