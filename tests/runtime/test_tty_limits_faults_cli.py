@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import select
 import signal
 import struct
@@ -88,10 +89,22 @@ def test_limits_visible_inside_and_in_stats(pallet: Pallet) -> None:
     fork_bomb = "for i in $(seq 20); do sleep 5 & done 2>&1 | grep -c 'fork' || true"
     capped = pallet("run", "--rm", "--pids-limit", "5", "busybox", "sh", "-c", fork_bomb)
     assert int(capped.stdout.strip() or "0") >= 1  # forks beyond the limit fail
-    pallet("run", "-d", "--name", "busy", "-m", "32m", "busybox", "sleep", "60")
+    # traffic on its own interface (slirp's gateway answers the ping): NET I/O counts it
+    pallet("run", "-d", "--name", "busy", "-m", "32m", "busybox", "sh", "-c",
+           "ping -c 1 -W 2 10.0.2.2 >/dev/null; echo pinged; exec sleep 60")  # fmt: skip
+    for _ in range(100):
+        if "pinged" in pallet("logs", "busy").stdout:
+            break
+        time.sleep(0.05)
     stats = json.loads(pallet("stats", "--no-stream", "--format", "json", "busy").stdout)
     assert stats["Name"] == "busy" and stats["PIDs"] == "1"
     assert stats["MemUsage"].endswith("/ 32MiB")
+    received, sent = stats["NetIO"].split(" / ")
+    assert received != "0B" and sent != "0B", stats["NetIO"]
+    assert re.fullmatch(r"[0-9.]+[kMGT]?B / [0-9.]+[kMGT]?B", stats["BlockIO"]), stats["BlockIO"]
+    table = pallet("stats", "--no-stream", "busy").stdout.splitlines()
+    assert "NET I/O" in table[0] and "BLOCK I/O" in table[0]
+    assert table[1].count(" / ") == 3  # memory, network, block I/O
 
 
 def test_pallet_sigkilled_then_ps_and_rm_f_clean_up(pallet: Pallet) -> None:
@@ -170,3 +183,38 @@ def test_signals_to_pallet_run_reach_the_container_and_init(pallet: Pallet) -> N
         "run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"
     )
     assert out.stdout.startswith("/sbin/pallet-init -- sh -c")
+
+
+def test_exec_it_through_a_pty(pallet: Pallet) -> None:
+    pallet("run", "-d", "--name", "box", "busybox", "sleep", "60")
+    master, slave = os.openpty()
+    _set_size(slave, 21, 77)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pallet", "--root", str(pallet.root), "exec", "-it", "-e",
+         "PS1=exec# ", "box", "sh"],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        _read_until(master, b"exec# ")
+        os.write(master, b"stty size; tty; echo $$\r")
+        out = _read_until(master, b"exec# ")
+        assert b"21 77\r\n/dev/pts/" in out  # our window size, a terminal of its own
+        assert b"\r\n1\r\n" not in out  # not the container's init: a process beside it
+        os.write(master, b"sleep 30\r")
+        _read_until(master, b"sleep 30\r\n")
+        time.sleep(0.5)  # let the shell start it
+        os.write(master, b"\x03")  # Ctrl-C reaches the exec'd shell's foreground job
+        _read_until(master, b"exec# ")
+        _set_size(master, 30, 90)
+        time.sleep(0.2)
+        os.write(master, b"stty size\r")
+        _read_until(master, b"30 90\r\nexec# ")
+        os.write(master, b"exit 3\r")
+        assert proc.wait(30) == 3  # the exec'd process's code
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert pallet("inspect", "-f", "{{.State.Status}}", "box").stdout.strip() == "running"
