@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
-from pallet_cli import Pallet
+from pallet_cli import CLI_ENV, Pallet
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime, pytest.mark.overlay]
 
@@ -99,3 +102,80 @@ def test_commit_then_run_and_rmi_conflict(pallet: Pallet) -> None:
     assert "is using its referenced image" in refused.stderr
     pallet("rm", "src")
     pallet("rmi", "busybox")
+
+
+def test_cp_reaches_volumes_and_bind_mounts_running_or_stopped(
+    pallet: Pallet, tmp_path: Path
+) -> None:
+    host_dir = tmp_path / "bound"
+    host_dir.mkdir()
+    (host_dir / "from-host").write_text("bound\n")
+    pallet(
+        "run", "-d", "--name", "vols", "-v", "data:/data", "-v", f"{host_dir}:/bind",
+        "--tmpfs", "/scratch", "busybox", "sh", "-c",
+        "echo in-volume > /data/made; ln -s /data /shortcut; echo ready; sleep 60",
+    )  # fmt: skip
+    for _ in range(100):
+        if "ready" in pallet("logs", "vols").stdout:
+            break
+        time.sleep(0.05)
+    volume = Path(json.loads(pallet("volume", "inspect", "data").stdout)[0]["Mountpoint"])
+    upper = pallet.root / "containers" / json.loads(pallet("inspect", "vols").stdout)[0]["Id"]
+    src = tmp_path / "in.txt"
+    src.write_text("copied in\n")
+    # into the volume and the bind mount: where the container sees them, not the layer
+    pallet("cp", str(src), "vols:/data/")
+    pallet("cp", str(src), "vols:/shortcut/via-link.txt")  # a symlink to the volume
+    pallet("cp", str(src), "vols:/bind/new.txt")
+    assert (volume / "in.txt").read_text() == "copied in\n"
+    assert (volume / "via-link.txt").read_text() == "copied in\n"
+    assert (host_dir / "new.txt").read_text() == "copied in\n"
+    assert not (upper / "upper" / "data" / "in.txt").exists()
+    assert pallet("exec", "vols", "cat", "/data/in.txt").stdout == "copied in\n"
+    # out of them, one file or the whole tree with the mounts in place
+    out = tmp_path / "out"
+    out.mkdir()
+    pallet("cp", "vols:/data/made", str(out))
+    pallet("cp", "vols:/bind", str(out / "bind-copy"))
+    assert (out / "made").read_text() == "in-volume\n"
+    assert sorted(p.name for p in (out / "bind-copy").iterdir()) == ["from-host", "new.txt"]
+    whole = subprocess.run(
+        [sys.executable, "-m", "pallet", "--root", str(pallet.root), "cp", "vols:/", "-"],
+        capture_output=True, env=CLI_ENV, check=True,
+    )  # fmt: skip
+    with tarfile.open(fileobj=io.BytesIO(whole.stdout)) as tar:
+        names = set(tar.getnames())
+    assert {"./data/made", "./bind/from-host", "./etc/passwd"} <= names
+    # a tmpfs has no copy on the host: refused with one line, not written beneath it
+    refused = pallet("cp", str(src), "vols:/scratch/", check=False)
+    assert refused.returncode == 1 and "tmpfs" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    # stopped: the volume is still what cp reads and writes
+    pallet("stop", "-t", "0", "vols")
+    pallet("cp", str(src), "vols:/data/after-stop.txt")
+    assert (volume / "after-stop.txt").read_text() == "copied in\n"
+    pallet("cp", "vols:/data/made", str(out / "made-again"))
+    assert (out / "made-again").read_text() == "in-volume\n"
+
+
+def test_cp_into_a_container_never_writes_through_its_symlinks(
+    pallet: Pallet, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    pallet("run", "--name", "trap", "busybox", "sh", "-c",
+           f"mkdir /d; ln -s {outside}/victim /d/f; ln -s {outside} /d/sub")  # fmt: skip
+    src = tmp_path / "f"
+    src.write_text("payload\n")
+    pallet("cp", str(src), "trap:/d/")  # replaces the link /d/f, not what it names
+    assert not (outside / "victim").exists()
+    tree = tmp_path / "sub"
+    tree.mkdir()
+    (tree / "g").write_text("payload\n")
+    pallet("cp", str(tree), "trap:/d/")  # the link /d/sub becomes the copied directory
+    assert list(outside.iterdir()) == []
+    out = tmp_path / "out"
+    out.mkdir()
+    pallet("cp", "trap:/d/f", str(out))
+    pallet("cp", "trap:/d/sub/g", str(out))
+    assert (out / "f").read_text() == (out / "g").read_text() == "payload\n"

@@ -33,16 +33,17 @@ def _split(arg: str) -> tuple[str | None, str]:
 
 
 @click.command("cp")
-@click.option("-a", "--archive", is_flag=True, help="Keep uid/gid (always done).")
-@click.option("-L", "--follow-link", is_flag=True)
+@click.option("-a", "--archive", is_flag=True, help="Keep the files' uid/gid.")
+@click.option("-L", "--follow-link", is_flag=True, help="Follow a symlink given as SRC.")
 @click.argument("src")
 @click.argument("dest")
 @click.pass_context
 def cp_cmd(ctx: click.Context, archive: bool, follow_link: bool, src: str, dest: str) -> None:
-    """Copy between a container and the host; ``-`` is a tar stream on stdin/stdout."""
-    from pallet.runtime.changes import copy_in, copy_out
+    """Copy between a container and the host; ``-`` is a tar stream on stdin/stdout.
 
-    del archive, follow_link
+    Paths are the container's view: volumes and bind mounts included."""
+    from pallet.runtime.container_copy import copy_in, copy_out
+
     (src_ctr, src_path), (dest_ctr, dest_path) = _split(src), _split(dest)
     if (src_ctr is None) == (dest_ctr is None):
         raise InvalidArgument("copying between containers or host paths is not supported: "
@@ -51,13 +52,14 @@ def cp_cmd(ctx: click.Context, archive: bool, follow_link: bool, src: str, dest:
     if src_ctr is not None:
         record = containers.records.get(src_ctr)
         target: str | BinaryIO = sys.stdout.buffer if dest_path == "-" else dest_path
-        copy_out(containers, record, src_path, target)
+        copy_out(containers, record, src_path, target, follow_link=follow_link,
+                 keep_owner=archive)  # fmt: skip
         sys.stdout.flush()
     else:
         assert dest_ctr is not None
         record = containers.records.get(dest_ctr)
         source: str | BinaryIO = sys.stdin.buffer if src_path == "-" else src_path
-        copy_in(containers, record, source, dest_path)
+        copy_in(containers, record, source, dest_path, keep_owner=archive)
 
 
 @click.command("export")

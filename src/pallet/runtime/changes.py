@@ -1,19 +1,17 @@
-"""A container's filesystem seen from outside: diff, cp, export, commit."""
+"""A container's filesystem seen from outside: diff, export, commit (cp: container_copy)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import stat
-import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from pallet.errors import InvalidArgument, NotFound
-from pallet.runtime.container import Containers, _resolve_in_rootfs
+from pallet.errors import InvalidArgument
+from pallet.runtime.container import Containers
 from pallet.runtime.records import ContainerRecord
 
 # Files the runtime creates as mount points; Docker keeps them in its init layer, out of diff.
@@ -66,63 +64,6 @@ def diff(containers: Containers, record: ContainerRecord) -> list[Change]:
                 continue
         keep[path] = kind
     return [Change(kind, path) for path, kind in sorted(keep.items())]
-
-
-def _container_path(containers: Containers, record: ContainerRecord, path: str) -> Path:
-    rootfs = containers.dir(record.id) / "rootfs"
-    if not os.path.ismount(rootfs):
-        raise InvalidArgument(f"container {record.name} has no mounted filesystem")
-    resolved = _resolve_in_rootfs(rootfs, path if path.startswith("/") else "/" + path)
-    if resolved is None:
-        raise NotFound(f"Could not find the file {path} in container {record.name}")
-    return resolved
-
-
-def copy_out(
-    containers: Containers, record: ContainerRecord, src: str, dest: str | BinaryIO
-) -> None:
-    """``cp CTR:SRC DEST`` (DEST ``-`` = a tar stream on stdout)."""
-    source = _container_path(containers, record, src)
-    if not os.path.lexists(source):
-        raise NotFound(f"Could not find the file {src} in container {record.name}")
-    name = os.path.basename(os.path.normpath(src)) or "."
-    if not isinstance(dest, str):
-        with tarfile.open(fileobj=dest, mode="w|") as tar:
-            tar.add(source, arcname=name)
-        return
-    target = Path(dest)
-    if target.is_dir():
-        target = target / name
-    if source.is_dir() and not source.is_symlink():
-        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-    else:
-        shutil.copy2(source, target, follow_symlinks=False)
-
-
-def copy_in(
-    containers: Containers, record: ContainerRecord, src: str | BinaryIO, dest: str
-) -> None:
-    """``cp SRC CTR:DEST`` (SRC ``-`` = a tar stream on stdin, extracted into DEST)."""
-    target = _container_path(containers, record, dest)
-    if not isinstance(src, str):
-        if not target.is_dir():
-            raise InvalidArgument(f"destination {dest} must be a directory for a tar stream")
-        with tarfile.open(fileobj=src, mode="r|*") as tar:
-            tar.extractall(target, filter="data")  # refuses members escaping the target
-        return
-    source = Path(src)
-    if not os.path.lexists(source):
-        raise NotFound(f"lstat {src}: no such file or directory")
-    if target.is_dir():
-        target = target / source.name
-    elif not target.parent.is_dir():
-        raise NotFound(
-            f"Could not find the file {os.path.dirname(dest)} in container {record.name}"
-        )
-    if source.is_dir() and not source.is_symlink():
-        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-    else:
-        shutil.copy2(source, target, follow_symlinks=False)
 
 
 def export(containers: Containers, record: ContainerRecord, out: BinaryIO) -> None:

@@ -1,0 +1,239 @@
+"""``pallet cp``: copy between the host and what a container sees, running or stopped.
+
+Paths go through ``ContainerFS``, so a volume or a bind mount is read and written where
+its data lives, not in the layer beneath its mount point. Into the container, a tar
+stream (the host files, or stdin's) is unpacked by the layer extractor, which opens every
+parent without following symlinks and replaces an entry instead of writing through it: a
+container that plants a symlink cannot make pallet write outside it. Out of the
+container, entries are read with ``lstat`` and symlinks are copied as symlinks.
+
+As with ``docker cp`` on a running container, a process inside may still swap a directory
+for a symlink while the copy reads it; stop the container first to rule that out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from pallet.errors import InvalidArgument, LayerError, NotFound, PalletError
+from pallet.runtime.container import Containers
+from pallet.runtime.container_fs import ContainerFS
+from pallet.runtime.records import ContainerRecord
+
+
+def container_fs(containers: Containers, record: ContainerRecord) -> ContainerFS:
+    cdir = containers.dir(record.id)
+    rootfs = cdir / "rootfs"
+    if not os.path.ismount(rootfs):
+        raise InvalidArgument(f"container {record.name} has no mounted filesystem")
+    return ContainerFS.from_bundle(record.name, rootfs, cdir / "bundle" / "config.json")
+
+
+def _wants_contents(path: str) -> bool:
+    """``SRC/.``: the directory's content, not the directory (docker cp's rule)."""
+    return path == "." or path.endswith("/.")
+
+
+# -- into the container -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _tar_of(source: Path, arcname: str) -> Iterator[BinaryIO]:
+    """A tar stream of a host path, written by a thread into a pipe (nothing buffered)."""
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with (
+                os.fdopen(write_fd, "wb") as out,
+                tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+            ):
+                tar.add(str(source), arcname=arcname)
+        except BaseException as exc:  # handed to the reader's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        with os.fdopen(read_fd, "rb") as stream:
+            yield stream
+    except PalletError:
+        thread.join()
+        if failure and not isinstance(failure[0], BrokenPipeError):
+            raise _read_error(source, failure[0]) from failure[0]
+        raise
+    thread.join()
+    if failure:
+        raise _read_error(source, failure[0]) from failure[0]
+
+
+def _read_error(source: Path, exc: BaseException) -> PalletError:
+    if isinstance(exc, OSError):
+        return InvalidArgument(f"cannot read {exc.filename or source}: {exc.strerror or exc}")
+    return InvalidArgument(f"cannot read {source}: {exc}")
+
+
+def _extract(stream: BinaryIO, into: Path, keep_owner: bool, what: str) -> None:
+    from pallet.layer.extract import extract_layer
+
+    try:
+        extract_layer(stream, into, whiteouts="apply", same_owner=keep_owner)
+    except LayerError as exc:  # the extractor names the member; say it is cp's
+        raise type(exc)(f"{what}: " + str(exc).replace("layer member", "member", 1)) from exc
+
+
+def copy_in(
+    containers: Containers,
+    record: ContainerRecord,
+    src: str | BinaryIO,
+    dest: str,
+    *,
+    keep_owner: bool = False,
+) -> None:
+    """``cp SRC CTR:DEST`` (SRC a host path, or a tar stream extracted into DEST)."""
+    fs = container_fs(containers, record)
+    what = f"copy into {record.name}:{dest}"
+    if not isinstance(src, str):
+        _, into = fs.existing(dest)
+        if not into.is_dir():
+            raise InvalidArgument(f"destination {dest} must be a directory for a tar stream")
+        _extract(src, into, keep_owner, what)
+        return
+    source = Path(src)
+    if not os.path.lexists(source):
+        raise NotFound(f"lstat {src}: no such file or directory")
+    is_dir = source.is_dir() and not source.is_symlink()
+    resolved, host = fs.resolve(dest)
+    if host.is_dir() and not host.is_symlink():
+        into, name = host, ("." if _wants_contents(src) and is_dir else source.name)
+    else:
+        if is_dir and os.path.lexists(host):
+            raise InvalidArgument(f"cannot copy directory {src} over file {dest}")
+        if dest.endswith("/"):
+            raise NotFound(f"Could not find the directory {dest} in container {record.name}")
+        parent, name = posixpath.split(resolved)
+        into = fs.host_path(parent)
+        if not into.is_dir():
+            raise NotFound(
+                f"Could not find the file {posixpath.dirname(dest)} in container {record.name}"
+            )
+    with _tar_of(source, name) as stream:
+        _extract(stream, into, keep_owner, what)
+
+
+# -- out of the container ---------------------------------------------------------------
+
+
+def _walk(fs: ContainerFS, path: str, host: Path, arcname: str) -> Iterator[tuple[str, Path]]:
+    """(name in the copy, host path) of ``path`` and everything below it, parents first;
+    mount points below are entered at their source."""
+    stack = [(path, host, arcname)]
+    while stack:
+        cpath, hpath, name = stack.pop()
+        yield name, hpath
+        if hpath.is_dir() and not hpath.is_symlink():
+            children = fs.children(cpath)
+            stack.extend(
+                (child, child_host, f"{name}/{leaf}")
+                for leaf, child, child_host in reversed(children)
+            )
+
+
+def _clear(target: Path) -> None:
+    """Make room for a new entry at ``target``: never write through what is there."""
+    if target.is_dir() and not target.is_symlink():
+        raise InvalidArgument(f"cannot overwrite directory {target} with a non-directory")
+    if os.path.lexists(target):
+        target.unlink()
+
+
+def _write_entry(host: Path, target: Path, st: os.stat_result) -> None:
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        if target.is_symlink() or (os.path.lexists(target) and not target.is_dir()):
+            target.unlink()
+        target.mkdir(exist_ok=True)
+    elif stat.S_ISLNK(mode):
+        _clear(target)
+        os.symlink(os.readlink(host), target)
+    elif stat.S_ISREG(mode):
+        _clear(target)
+        shutil.copyfile(host, target, follow_symlinks=False)
+    elif stat.S_ISFIFO(mode):
+        _clear(target)
+        os.mkfifo(target)
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        _clear(target)
+        os.mknod(target, mode, st.st_rdev)
+
+
+def _apply_metadata(target: Path, st: os.stat_result, keep_owner: bool) -> None:
+    if keep_owner:
+        os.lchown(target, st.st_uid, st.st_gid)
+    if not stat.S_ISLNK(st.st_mode):
+        os.chmod(target, stat.S_IMODE(st.st_mode))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _write_host(entries: Iterator[tuple[str, Path]], into: Path, keep_owner: bool) -> None:
+    dirs: list[tuple[Path, os.stat_result]] = []
+    for name, host in entries:
+        try:
+            st = os.lstat(host)
+        except FileNotFoundError:
+            continue  # removed by the running container meanwhile
+        target = into / name
+        if stat.S_ISSOCK(st.st_mode):
+            continue
+        _write_entry(host, target, st)
+        if stat.S_ISDIR(st.st_mode):
+            dirs.append((target, st))  # modes and times once their content is in
+        else:
+            _apply_metadata(target, st, keep_owner)
+    for target, st in reversed(dirs):
+        _apply_metadata(target, st, keep_owner)
+
+
+def copy_out(
+    containers: Containers,
+    record: ContainerRecord,
+    src: str,
+    dest: str | BinaryIO,
+    *,
+    follow_link: bool = False,
+    keep_owner: bool = False,
+) -> None:
+    """``cp CTR:SRC DEST`` (DEST a host path, or a stream that gets a tar)."""
+    fs = container_fs(containers, record)
+    contents = _wants_contents(src)
+    resolved, host = fs.existing(src, follow_last=follow_link or contents)
+    name = posixpath.basename(posixpath.normpath("/" + src)) or "."
+    if not isinstance(dest, str):
+        with tarfile.open(fileobj=dest, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for arcname, path in _walk(fs, resolved, host, "." if contents else name):
+                with contextlib.suppress(FileNotFoundError):
+                    tar.add(str(path), arcname=arcname, recursive=False)
+        return
+    is_dir = host.is_dir() and not host.is_symlink()
+    target = Path(dest)
+    if target.is_dir():
+        into, top = target, ("." if contents and is_dir else name)
+    else:
+        if is_dir and os.path.lexists(target):
+            raise InvalidArgument(f"cannot copy directory {src} over file {dest}")
+        if dest.endswith("/"):
+            raise NotFound(f"destination directory {dest} does not exist")
+        into, top = target.parent, target.name
+        if not into.is_dir():
+            raise NotFound(f"destination directory {into} does not exist")
+    _write_host(_walk(fs, resolved, host, top), into, keep_owner)
