@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,38 @@ def test_restart_policy_on_failure(pallet: Pallet) -> None:
     assert doc["RestartCount"] == 2
     conflict = pallet("run", "--rm", "--restart", "always", "busybox", "true", check=False)
     assert conflict.returncode == 125 and "Conflicting options" in conflict.stderr
+
+
+def test_start_attach_interactive_and_run_i_with_piped_stdin(pallet: Pallet) -> None:
+    piped = pallet("run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done",
+                   input="line1\nline2\n")  # fmt: skip
+    assert piped.stdout == "line1\nline2\ndone\n"
+    assert pallet("run", "--rm", "busybox", "cat", input="not given\n").stdout == ""
+    script = "read x; echo got-$x; echo err >&2; exit 4"
+    pallet("create", "--name", "ai", "-i", "busybox", "sh", "-c", script)
+    attached = pallet("start", "-a", "-i", "ai", input="hello\n", check=False)
+    assert (attached.returncode, attached.stdout, attached.stderr) == (4, "got-hello\n", "err\n")
+    again = pallet("start", "-a", "ai", input="not attached\n", check=False)  # no -i: no stdin
+    assert (again.returncode, again.stdout) == (4, "got-\n")
+    assert "Exited (4)" in pallet("ps", "-a").stdout
+
+
+def test_start_attach_to_a_running_container_follows_it(pallet: Pallet) -> None:
+    pallet("run", "-d", "--name", "bg", "busybox", "sh", "-c",
+           "echo early; sleep 1; echo late; echo bye >&2; exit 6")  # fmt: skip
+    _wait_for_log(pallet, "bg", "early")
+    attached = pallet("start", "-a", "bg", check=False)  # attaches; does not start it again
+    assert (attached.returncode, attached.stdout, attached.stderr) == (6, "late\n", "bye\n")
+    doc = json.loads(pallet("inspect", "bg").stdout)[0]
+    assert (doc["State"]["Status"], doc["State"]["ExitCode"], doc["RestartCount"]) == (
+        "exited", 6, 0,
+    )  # fmt: skip
+
+
+def test_rm_f_of_a_container_with_a_restart_policy(pallet: Pallet) -> None:
+    cid = pallet("run", "-d", "--restart", "always", "busybox", "sleep", "60").stdout.strip()
+    pallet("rm", "-f", cid)
+    time.sleep(0.5)  # a monitor that restarted it would have done so by now
+    assert pallet("ps", "-aq").stdout == ""
+    assert not list(Path("/sys/fs/cgroup/pids/pallet").glob(f"{cid}*"))
+    assert str(pallet.root) not in Path("/proc/self/mountinfo").read_text()

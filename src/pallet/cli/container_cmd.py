@@ -84,6 +84,10 @@ def start_cmd(ctx: click.Context, attach: bool, interactive: bool, names: tuple[
         if len(names) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
         record = containers.records.get(names[0])
+        if containers.true_state(record)[0] == "running":
+            from pallet.runtime.control import attach_running
+
+            sys.exit(attach_running(containers, record.id, sys.stdout.buffer, sys.stderr.buffer))
         run_exec.attach(containers, record, interactive)
         return
     failed = []

@@ -555,6 +555,8 @@ class Containers:
                     f"You cannot remove a running container {record.id}. Stop the container "
                     "before attempting removal or force remove"
                 )
+            # its monitor must not restart it (--restart) while it is being removed
+            record = self.records.set_state(record, stop_requested=True)
             self.runtime.kill(record.id, "KILL", all_processes=True)
             if record.pid:
                 _wait_gone(record.pid)

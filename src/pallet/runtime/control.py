@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pallet.errors import Conflict, ContainerError
+from pallet.errors import Conflict, ContainerError, NotFound
 from pallet.runtime.container import Containers, _alive, _wait_gone
 from pallet.runtime.records import ContainerRecord, now
 from pallet.runtime.users import resolve_user
@@ -91,6 +91,32 @@ def wait(containers: Containers, name: str) -> int:
             return code if code is not None else 0
         time.sleep(0.05)
         record = containers.records.get(record.id)
+
+
+def attach_running(containers: Containers, name: str, stdout: IO[bytes], stderr: IO[bytes]) -> int:
+    """``start -a`` of a container that already runs attaches to it, as docker does: its
+    output from now on (from the log its detached monitor writes) until it exits; then
+    its exit code. Starting it a second time would clobber the running one's state."""
+    from pallet.runtime.logs import follow, read_entries
+
+    record = containers.records.get(name)
+    log = containers.dir(record.id) / "container.log"
+    _, offset = read_entries(log)
+
+    def running() -> bool:
+        try:
+            return _running(containers, containers.records.get(record.id))
+        except NotFound:
+            return False
+
+    for entry in follow(log, offset, running):
+        out = stderr if entry.stream == "stderr" else stdout
+        out.write(entry.data)
+        out.flush()
+    try:
+        return wait(containers, record.id)
+    except NotFound:  # removed meanwhile (rm -f, --rm)
+        return 137
 
 
 def exec_in(
