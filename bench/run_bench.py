@@ -1,9 +1,12 @@
-"""``pallet run --rm busybox true`` beside ``podman run --rm`` and a bare ``runc run``.
+"""``pallet run --rm busybox true`` beside ``podman run --rm``, ``docker run --rm`` and a
+bare ``runc run``.
 
-All three run the same busybox root filesystem with no network: podman from a scratch
+All run the same busybox root filesystem with no network: podman from a scratch
 root (vfs, runc, cgroupfs) with the image made by ``podman import`` of the same rootfs
-tar; runc from a prepared bundle. Then 50 pallet containers started and removed back to
-back, and the peak RSS of ``pallet run -d`` and of its detached monitor.
+tar; docker against a private dockerd (bench/dockerd.py) with the image from ``docker
+import`` of that tar; runc from a prepared bundle. Then 50 pallet containers started
+and removed back to back, and the peak RSS of ``pallet run -d`` and of its detached
+monitor.
 """
 
 from __future__ import annotations
@@ -58,6 +61,28 @@ def _runc_bundle(work: Path, rootfs: Path) -> Path:
     return bundle
 
 
+def _docker_rows(tar: Path, t_pallet: float) -> list[dict[str, object]]:
+    """``docker run --rm --network none`` of the same rootfs, against a private dockerd."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from dockerd import DOCKER, Dockerd, DockerdError, docker_version
+
+    try:
+        daemon = Dockerd().start()
+    except DockerdError as exc:
+        return [{"name": "docker run --rm true", "skipped": str(exc)[-300:]}]
+    try:
+        daemon.docker("import", str(tar), "bench/busybox:1")
+        # -H and --config on the command line: _check runs it with the common ENV
+        client = [DOCKER, "-H", daemon.host, "--config", daemon.env["DOCKER_CONFIG"]]
+        t_docker = _median_seconds([*client, "run", "--rm", "--network", "none",
+                                    "bench/busybox:1", "true"])  # fmt: skip
+        return [{"name": "docker run --rm true", "seconds": t_docker,
+                 "pallet / docker": round(t_pallet / t_docker, 2),
+                 "version": f"{docker_version()}; dockerd {daemon.version()}"}]  # fmt: skip
+    finally:
+        daemon.stop()
+
+
 def run() -> list[dict[str, object]]:
     from pallet.images.rootfs import make_busybox_rootfs
 
@@ -98,6 +123,8 @@ def run() -> list[dict[str, object]]:
             t_pod = _median_seconds([*pod_run, "bench/busybox:1", "true"])
             rows.append({"name": "podman run --rm true", "seconds": t_pod,
                          "pallet / podman": round(t_pallet / t_pod, 2)})  # fmt: skip
+
+        rows += _docker_rows(tar, t_pallet)
 
         start = time.perf_counter()
         for _ in range(50):
