@@ -46,9 +46,8 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 PALLET = [sys.executable, "-m", "pallet"]
@@ -100,8 +99,9 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 # measuring -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Sample:
+# NamedTuples, not dataclasses: bench/run.py loads this file without a sys.modules entry,
+# which dataclasses need.
+class Sample(NamedTuple):
     seconds: float
     cpu: float
     rss_mib: float
@@ -209,14 +209,13 @@ def make_copy_context(ctx: Path) -> int:
 # tools ---------------------------------------------------------------------------
 
 
-@dataclass
-class Tool:
+class Tool(NamedTuple):
     """One builder: how to build a context into a tag, and how it compresses (push)."""
 
     name: str
     version: str
     build: Callable[[Path, str], list[str]]
-    env: dict[str, str] = field(default_factory=lambda: dict(ENV))
+    env: dict[str, str] | None = None  # None: the common ENV
     daemon: int | None = None
     compress: Callable[[str], list[list[str]]] = lambda tag: []
     compress_note: str = ""
