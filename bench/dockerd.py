@@ -106,18 +106,29 @@ class Dockerd:
             self.host,
         ]
         with open(self.log_path, "wb") as log:
-            self._proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+        self._proc = proc
+        try:
+            problem = self._wait_ready(proc)
+        except BaseException:  # a timed-out `docker info`, Ctrl-C: no daemon left behind
+            self.stop()
+            raise
+        if problem:
+            self.stop()
+            raise DockerdError(problem)
+        return self
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> str:
+        """Wait until ``docker info`` answers: "" then, else what went wrong."""
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                tail = self.log_tail()
-                self.stop()
-                raise DockerdError(f"dockerd exited with status {self._proc.returncode}: {tail}")
+            if proc.poll() is not None:
+                return f"dockerd exited with status {proc.returncode}: {self.log_tail()}"
             if self.socket.exists():
                 info = subprocess.run(
                     [DOCKER, "info", "--format", "{{.ServerVersion}}"],
@@ -126,11 +137,9 @@ class Dockerd:
                     timeout=30,
                 )
                 if info.returncode == 0:
-                    return self
+                    return ""
             time.sleep(0.1)
-        tail = self.log_tail()
-        self.stop()
-        raise DockerdError(f"dockerd did not answer within {_START_TIMEOUT:.0f} s: {tail}")
+        return f"dockerd did not answer within {_START_TIMEOUT:.0f} s: {self.log_tail()}"
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
