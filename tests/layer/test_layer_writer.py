@@ -8,6 +8,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pallet.errors import InvalidArgument, LayerError
 from pallet.layer import tarformat as tf
@@ -180,3 +182,59 @@ def test_overlay_mode_converts_whiteouts_and_opaque_dirs(tmp_path: Path) -> None
     plain = {m.name: m for m in members(tar_of(tmp_path))}
     assert plain["gone"].ischr()
     assert "SCHILY.xattr.trusted.overlay.opaque" in plain["dir"].pax_headers
+
+
+_segments = st.text(alphabet=st.sampled_from("abcXYZ09._-é€ü"), min_size=1, max_size=60).filter(
+    lambda s: s not in (".", "..")
+)
+_names = st.lists(_segments, min_size=1, max_size=5).map("/".join)
+_kinds = st.sampled_from([tf.REG, tf.DIR, tf.SYM, tf.LNK, tf.CHR, tf.FIFO])
+# around each field's octal limit, so both the USTAR and the PAX forms are drawn
+_numbers = st.one_of(st.integers(0, 300), st.sampled_from([(1 << 21) - 1, 1 << 21, 1 << 40]))
+_sizes = st.one_of(st.integers(0, 300), st.sampled_from([(1 << 33) - 1, 1 << 33]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=_names,
+    kind=_kinds,
+    mode=st.integers(0, 0o7777),
+    uid=_numbers,
+    gid=_numbers,
+    size=_sizes,
+    mtime=st.one_of(_sizes, st.just(-1)),
+    link=st.one_of(st.just(""), _names),
+    dev=st.integers(0, (1 << 21) - 1),
+    xattrs=st.lists(
+        st.tuples(_segments, st.binary(max_size=20)), max_size=2, unique_by=lambda x: x[0]
+    ),
+)
+def test_any_header_reads_back_with_tarfile(
+    name: str,
+    kind: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: int,
+    link: str,
+    dev: int,
+    xattrs: list[tuple[str, bytes]],
+) -> None:
+    if kind == tf.DIR:
+        name += "/"
+    entry = tf.Entry(name, kind, mode, uid, gid, size, mtime, link, dev, dev, tuple(sorted(xattrs)))
+    header = tf.encode_header(entry)
+    # tarfile checks every block's checksum and applies the PAX records
+    with tarfile.open(fileobj=io.BytesIO(header + bytes(1024)), mode="r|") as tar:
+        info = tar.next()
+        assert info is not None
+        assert info.name == name.rstrip("/")
+        assert info.type == kind
+        assert (info.mode, info.uid, info.gid, info.mtime) == (mode, uid, gid, mtime)
+        assert info.size == size
+        assert info.linkname == link
+        if kind == tf.CHR:
+            assert (info.devmajor, info.devminor) == (dev, dev)
+        got = {k: v for k, v in info.pax_headers.items() if k.startswith(tf.XATTR_PREFIX)}
+        assert got == {tf.XATTR_PREFIX + k: v.decode("utf-8", "surrogateescape") for k, v in xattrs}

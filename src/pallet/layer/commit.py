@@ -98,6 +98,12 @@ class _Pipeline(TarSink):
     # -- producer side (caller's thread) ---------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview, /) -> None:
+        fill = self._fill
+        if type(data) is bytes and fill + len(data) < _BLOCK:
+            # tar headers and padding: two writes per file, kept cheap
+            self._block[fill : fill + len(data)] = data
+            self._fill = fill + len(data)
+            return
         view = memoryview(data).cast("B")
         while view:
             n = min(len(view), _BLOCK - self._fill)

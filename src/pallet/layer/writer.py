@@ -68,7 +68,7 @@ class _StreamSink(TarSink):
 
 
 def _sort_key(name: str) -> bytes:
-    return os.fsencode(name)
+    return tf.fsencode(name)
 
 
 def _clean_relative(path: str | os.PathLike[str]) -> tuple[str, ...]:
@@ -152,64 +152,65 @@ class _TreeWriter:
         except OSError as e:
             raise LayerError(f"cannot archive {full}: {e.strerror}") from None
         fmt = stat.S_IFMT(st.st_mode)
-        base = tf.Entry(
-            name=rel,
-            type=tf.REG,
-            mode=stat.S_IMODE(st.st_mode),
-            uid=st.st_uid,
-            gid=st.st_gid,
-            mtime=self._mtime(st),
-        )
         if fmt == stat.S_IFSOCK:
             return False  # sockets are not layer content (Docker skips them too)
+        # each entry is built once, with all its fields: dataclasses.replace cost ~8 us a
+        # call, a tenth of the time per small file
+        mode = stat.S_IMODE(st.st_mode)
+        uid, gid, mtime = st.st_uid, st.st_gid, self._mtime(st)
         if self._overlay and fmt == stat.S_IFCHR and st.st_rdev == 0:
             head, _, leaf = rel.rpartition("/")
             name = f"{head}/{WHITEOUT_PREFIX}{leaf}" if head else WHITEOUT_PREFIX + leaf
-            self._write(replace(base, name=name, mode=0o600))
+            self._write(tf.Entry(name, tf.REG, 0o600, uid, gid, mtime=mtime))
             return False
         xattrs = self._xattrs(full)
-        content_xattrs = self._content_xattrs(xattrs)
+        content_xattrs = self._content_xattrs(xattrs) if xattrs else ()
         if fmt == stat.S_IFDIR:
-            self._write(replace(base, name=rel + "/", type=tf.DIR, xattrs=content_xattrs))
+            self._write(
+                tf.Entry(rel + "/", tf.DIR, mode, uid, gid, 0, mtime, xattrs=content_xattrs)
+            )
             if self._overlay and any(xattrs.get(k) == b"y" for k in OVERLAY_OPAQUE_XATTRS):
                 marker = f"{rel}/{OPAQUE_MARKER}"
-                self._write(replace(base, name=marker, mode=base.mode & 0o777, mtime=0))
+                self._write(tf.Entry(marker, tf.REG, mode & 0o777, uid, gid))
             return True
         if fmt == stat.S_IFREG:
-            self._regular(full, st, replace(base, xattrs=content_xattrs))
+            self._regular(
+                full,
+                st,
+                tf.Entry(rel, tf.REG, mode, uid, gid, st.st_size, mtime, xattrs=content_xattrs),
+            )
         elif fmt == stat.S_IFLNK:
             target = os.readlink(full)
-            self._write(replace(base, type=tf.SYM, linkname=target, xattrs=content_xattrs))
-        elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
             self._write(
-                replace(
-                    base,
-                    type=tf.CHR if fmt == stat.S_IFCHR else tf.BLK,
-                    devmajor=os.major(st.st_rdev),
-                    devminor=os.minor(st.st_rdev),
-                    xattrs=content_xattrs,
-                )
+                tf.Entry(rel, tf.SYM, mode, uid, gid, 0, mtime, target, xattrs=content_xattrs)
+            )
+        elif fmt in (stat.S_IFCHR, stat.S_IFBLK):
+            kind = tf.CHR if fmt == stat.S_IFCHR else tf.BLK
+            major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            self._write(
+                tf.Entry(rel, kind, mode, uid, gid, 0, mtime, "", major, minor, content_xattrs)
             )
         elif fmt == stat.S_IFIFO:
-            self._write(replace(base, type=tf.FIFO, xattrs=content_xattrs))
+            self._write(tf.Entry(rel, tf.FIFO, mode, uid, gid, 0, mtime, xattrs=content_xattrs))
         return False
 
     def _regular(self, full: str, st: os.stat_result, entry: tf.Entry) -> None:
+        """``entry`` has the file's size; a second name of an inode becomes a hardlink."""
         if st.st_nlink > 1:
             key = (st.st_dev, st.st_ino)
             first = self._links.get(key)
             if first is not None:
                 # the inode's xattrs travel with the first entry
-                self._write(replace(entry, type=tf.LNK, linkname=first, xattrs=()))
+                self._write(replace(entry, type=tf.LNK, size=0, linkname=first, xattrs=()))
                 return
             self._links[key] = entry.name
-        size = st.st_size
+        size = entry.size
         try:
             fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as e:
             raise LayerError(f"cannot read {full}: {e.strerror}") from None
         try:
-            self._write(replace(entry, size=size))
+            self._write(entry)
             copied = self._sink.copy_from(fd, size)
         finally:
             os.close(fd)
@@ -217,7 +218,7 @@ class _TreeWriter:
             raise LayerError(f"{full} changed size while being archived")
         pad = tf.padding(size)
         if pad:
-            self._sink.write(bytes(pad))
+            self._sink.write(tf.ZERO_BLOCK[:pad])
 
     def _write(self, entry: tf.Entry) -> None:
         self._sink.write(tf.encode_header(entry))
