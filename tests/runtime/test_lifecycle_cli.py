@@ -72,6 +72,11 @@ def test_exec_env_user_workdir_detach_and_codes(pallet: Pallet) -> None:
         "sh", "-c", 'id -u; pwd; echo "$X $FROM_RUN"',
     ).stdout.splitlines()  # fmt: skip
     assert out == ["65534", "/tmp", "2 1"]
+    # docker's groups: the user's own, none of the container user's (root is in wheel)
+    assert pallet("exec", "-u", "nobody", "box", "id", "-G").stdout.split() == ["65534"]
+    assert pallet("exec", "-e", "FROM_RUN=2", "box", "sh", "-c", "env | grep FROM_RUN").stdout == (
+        "FROM_RUN=2\n"
+    )  # replaced, not a second entry
     assert pallet("exec", "box", "sh", "-c", "exit 4", check=False).returncode == 4
     assert pallet("exec", "box", "nope", check=False).returncode == 127
     assert pallet("exec", "-i", "box", "cat", input="piped\n").stdout == "piped\n"

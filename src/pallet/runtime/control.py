@@ -13,7 +13,7 @@ from typing import IO, Any
 from pallet.errors import Conflict, ContainerError, NotFound
 from pallet.runtime.container import Containers, _alive, _wait_gone
 from pallet.runtime.records import ContainerRecord, now
-from pallet.runtime.users import resolve_user
+from pallet.runtime.users import container_gids, resolve_user
 
 
 def _signal_name(text: str) -> str:
@@ -139,18 +139,11 @@ def exec_in(
         raise Conflict(f"container {record.id} is not running")
     if not argv:
         raise ContainerError("exec needs a command to run")
-    args = ["exec"]
-    if user is not None:
-        resolved = resolve_user(containers.dir(record.id) / "rootfs", user)
-        args += ["--user", f"{resolved.uid}:{resolved.gid}"]
-        args += [f"--additional-gids={g}" for g in resolved.additional_gids]
-    if workdir:
-        args += ["--cwd", workdir]
-    for entry in env:
-        key, sep, _ = entry.partition("=")
-        args += ["--env", entry if sep else f"{key}={os.environ.get(key, '')}"]
-    if tty:
-        args.append("--tty")
+    cdir = containers.dir(record.id)
+    process = _exec_process(cdir, argv, env=env, user=user, workdir=workdir, tty=tty)
+    process_file = cdir / f"exec-{os.getpid()}.json"
+    process_file.write_text(json.dumps(process))
+    args = ["exec", "--process", str(process_file)]
     if detach:
         args.append("--detach")
     log = containers.dir(record.id) / f"exec-{os.getpid()}.log"
@@ -165,6 +158,47 @@ def exec_in(
         return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     finally:
         log.unlink(missing_ok=True)
+        process_file.unlink(missing_ok=True)
+
+
+def _exec_process(
+    cdir: Path,
+    argv: Sequence[str],
+    *,
+    env: Sequence[str],
+    user: str | None,
+    workdir: str | None,
+    tty: bool,
+) -> dict[str, Any]:
+    """The exec'd process as a whole OCI process: the container's own (env, user, cwd,
+    capabilities, rlimits...) with what ``exec`` changes. A whole one, because runc's
+    ``--user`` keeps the container user's supplementary groups for another user."""
+    try:
+        base = json.loads((cdir / "bundle" / "config.json").read_text())["process"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ContainerError(f"container bundle in {cdir} is unreadable") from exc
+    process: dict[str, Any] = dict(base)
+    process["args"] = list(argv)
+    process["terminal"] = tty
+    process.pop("consoleSize", None)
+    if user is not None:
+        resolved = resolve_user(cdir / "rootfs", user)
+        process["user"] = {
+            "uid": resolved.uid,
+            "gid": resolved.gid,
+            "additionalGids": list(container_gids(resolved)),
+        }
+    if workdir:
+        process["cwd"] = workdir
+    merged = {e.partition("=")[0]: e for e in process.get("env") or []}
+    for entry in env:
+        key, sep, _ = entry.partition("=")
+        if sep:
+            merged[key] = entry
+        elif key in os.environ:  # -e K: the caller's value, if it has one
+            merged[key] = f"{key}={os.environ[key]}"
+    process["env"] = list(merged.values())
+    return process
 
 
 def _exec_failed(log: Path) -> bool:

@@ -96,3 +96,10 @@ def resolve_user(rootfs: Path, spec: str) -> ResolvedUser:
                 if g != gid and g not in additional:
                     additional.append(g)
     return ResolvedUser(uid=uid, gid=gid, additional_gids=tuple(additional), home=home)
+
+
+def container_gids(user: ResolvedUser) -> tuple[int, ...]:
+    """Supplementary groups of a container's process as docker sets them (``run -u``,
+    ``exec -u``): the primary gid first, then the memberships. BuildKit's RUN steps
+    leave the primary gid out, so the build keeps ``additional_gids`` as they are."""
+    return (user.gid, *(g for g in user.additional_gids if g != user.gid))
