@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -23,6 +24,63 @@ def cached_bytecode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+_CGROUPS = Path("/sys/fs/cgroup")
+_RUNTIME_STATE = Path("/run/pallet")  # runc's --root per store: /run/pallet/<tag>/<id>
+
+
+def _container_cgroups() -> set[Path]:
+    """Every container cgroup pallet made (``/pallet/<id>`` in each v1 controller)."""
+    return {group for group in _CGROUPS.glob("*/pallet/*") if group.is_dir()}
+
+
+def _runtime_states() -> set[str]:
+    """IDs the OCI runtime still knows, for any store on this machine."""
+    return {d.name for d in _RUNTIME_STATE.glob("*/*") if d.is_dir()}
+
+
+def leftovers(base: Path, before: set[Path]) -> list[str]:
+    """What this session left on the host: mounts and processes under its temp dir, and
+    container cgroups and processes no runtime state accounts for. runc makes its state
+    before a cgroup and removes it after, so other stores' live containers never show."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point.startswith(str(base)):
+            found.append(f"mount {point}")
+    for store in base.glob("*/root"):  # the stores of this session: runc knows none of theirs
+        tag = hashlib.sha256(str(store.resolve()).encode()).hexdigest()[:16]
+        found += [f"runtime state {d}" for d in (_RUNTIME_STATE / tag).glob("*")]
+    known = _runtime_states()
+    stale_ids = set()
+    for group in sorted(_container_cgroups() - before):
+        if group.name not in known:
+            found.append(f"cgroup {group}")
+            stale_ids.add(group.name)
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            cgroup = (proc / "cgroup").read_text()
+        except OSError:
+            continue
+        if b"pytest" in cmdline:  # the test runner itself (--basetemp in its arguments)
+            continue
+        if str(base).encode() in cmdline or any(f"/pallet/{i}\n" in cgroup for i in stale_ids):
+            words = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"process {proc.name}: {words[:200]}")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_at_the_end(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite ends with no stale mount, cgroup or process of its own."""
+    before = _container_cgroups() if os.geteuid() == 0 else set()
+    yield
+    if os.geteuid() != 0:
+        return
+    found = leftovers(tmp_path_factory.getbasetemp(), before)
+    assert found == [], "left on the host after the runtime tests:\n" + "\n".join(found)
 
 
 @pytest.fixture(scope="module")

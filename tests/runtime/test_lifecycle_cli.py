@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from pallet_cli import Pallet
+from pallet_cli import CLI_ENV, Pallet
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime, pytest.mark.overlay]
 
@@ -133,14 +135,25 @@ def test_start_attach_interactive_and_run_i_with_piped_stdin(pallet: Pallet) -> 
 
 def test_start_attach_to_a_running_container_follows_it(pallet: Pallet) -> None:
     pallet("run", "-d", "--name", "bg", "busybox", "sh", "-c",
-           "echo early; sleep 1; echo late; echo bye >&2; exit 6")  # fmt: skip
+           "echo early; until [ -f /go ]; do echo tick; sleep 0.2; done; "
+           "echo late; echo bye >&2; exit 6")  # fmt: skip
     _wait_for_log(pallet, "bg", "early")
-    attached = pallet("start", "-a", "bg", check=False)  # attaches; does not start it again
-    assert (attached.returncode, attached.stdout, attached.stderr) == (6, "late\n", "bye\n")
+    attach = subprocess.Popen(
+        [sys.executable, "-m", "pallet", "--root", str(pallet.root), "start", "-a", "bg"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=CLI_ENV,
+    )  # fmt: skip
+    assert attach.stdout is not None
+    assert attach.stdout.readline() == b"tick\n"  # attached: output from now on
+    pallet("exec", "bg", "touch", "/go")
+    out, err = attach.communicate(timeout=60)
+    assert attach.returncode == 6  # its exit code; it was not started a second time
+    assert out.endswith(b"tick\nlate\n") and set(out.splitlines()) == {b"tick", b"late"}
+    assert err == b"bye\n"
     doc = json.loads(pallet("inspect", "bg").stdout)[0]
     assert (doc["State"]["Status"], doc["State"]["ExitCode"], doc["RestartCount"]) == (
         "exited", 6, 0,
     )  # fmt: skip
+    assert pallet("logs", "bg").stdout.count("early") == 1
 
 
 def test_rm_f_of_a_container_with_a_restart_policy(pallet: Pallet) -> None:
