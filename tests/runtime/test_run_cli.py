@@ -73,6 +73,10 @@ def test_exited_container_listed_with_status(pallet: Pallet) -> None:
     assert pallet("ps", "-q").stdout == ""  # not running
     row = pallet("ps", "-a", "--filter", "status=exited").stdout.splitlines()[1]
     assert "Exited (7)" in row and row.rstrip().endswith("done")
+    done_id = pallet("ps", "-aq", "--filter", "name=done").stdout.strip()
+    assert done_id and pallet("ps", "-aq", "--filter", "ancestor=busybox").stdout.strip() == done_id
+    assert pallet("ps", "-aq", "--filter", "ancestor=other:1").stdout == ""
+    assert pallet("ps", "-aq", "--filter", "status=running").stdout == ""
 
 
 def test_bad_volume_spec_is_125_and_creates_nothing(pallet: Pallet) -> None:

@@ -305,7 +305,7 @@ class Containers:
             volume, _ = volumes.create(req.source or None)
             (named if req.source else anonymous).append(volume.name)
             image_path = _resolve_in_rootfs(rootfs, req.target)
-            if image_path is not None and image_path.exists():
+            if req.seed and image_path is not None and image_path.exists():
                 seed(volume.mountpoint, image_path)
             mounts.append(Mount(req.target, str(volume.mountpoint), "bind", ("rbind", mode)))
         return mounts, named, anonymous

@@ -10,6 +10,7 @@ from pallet.errors import InvalidArgument
 from pallet.runtime.volumes import valid_volume_name
 
 Kind = Literal["bind", "volume", "tmpfs"]
+_MODES = {"rw", "ro", "z", "Z"}
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class MountRequest:
     source: str = ""  # host path (bind), volume name ("" = anonymous), unused for tmpfs
     readonly: bool = False
     options: tuple[str, ...] = ()  # tmpfs size=/mode=
+    seed: bool = True  # a new volume gets the image's content (not with volume-nocopy)
 
 
 def _check_target(target: str, spec: str) -> str:
@@ -32,16 +34,20 @@ def _check_target(target: str, spec: str) -> str:
 
 
 def parse_volume(spec: str) -> MountRequest:
-    """``-v /ctr`` (anonymous), ``-v NAME:/ctr[:ro]``, ``-v /host:/ctr[:ro|rw]``."""
+    """``-v /ctr[:ro]`` (anonymous), ``-v NAME:/ctr[:ro]``, ``-v /host:/ctr[:ro|rw]``."""
     parts = spec.split(":")
     if len(parts) == 1:
         return MountRequest("volume", _check_target(parts[0], spec))
+    if len(parts) == 2 and parts[1] and set(parts[1].split(",")) <= _MODES:
+        # docker reads a second part that is only modes as an anonymous volume's modes
+        readonly = "ro" in parts[1].split(",")
+        return MountRequest("volume", _check_target(parts[0], spec), readonly=readonly)
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise InvalidArgument(f"invalid volume specification: '{spec}'")
     source, target = parts[0], _check_target(parts[1], spec)
     modes = parts[2].split(",") if len(parts) == 3 else []
     for mode in modes:
-        if mode not in ("rw", "ro", "z", "Z"):
+        if mode not in _MODES:
             raise InvalidArgument(f"invalid mode: {mode} in volume specification '{spec}'")
     readonly = "ro" in modes
     if source.startswith("/"):
@@ -61,7 +67,7 @@ def parse_mount(spec: str) -> MountRequest:
     for item in spec.split(","):
         key, sep, value = item.partition("=")
         key = key.strip().lower()
-        if key in ("readonly", "ro") and not sep:
+        if key in ("readonly", "ro", "volume-nocopy") and not sep:
             value = "true"
         elif not sep:
             raise InvalidArgument(f"invalid field '{item}' must be a key=value pair in '{spec}'")
@@ -81,7 +87,7 @@ def parse_mount(spec: str) -> MountRequest:
     if "tmpfs-mode" in fields:
         options.append(f"mode={fields.pop('tmpfs-mode')}")
     fields.pop("bind-propagation", None)
-    fields.pop("volume-nocopy", None)
+    nocopy = fields.pop("volume-nocopy", "false").lower() in ("1", "true")
     if fields:
         raise InvalidArgument(f"unexpected key '{next(iter(fields))}' in '{spec}'")
     if kind == "bind":
@@ -98,7 +104,7 @@ def parse_mount(spec: str) -> MountRequest:
         return MountRequest("tmpfs", target, "", readonly, tuple(options))
     if source and not valid_volume_name(source):
         raise InvalidArgument(f"invalid volume name {source!r} in '{spec}'")
-    return MountRequest("volume", target, source, readonly)
+    return MountRequest("volume", target, source, readonly, seed=not nocopy)
 
 
 def parse_tmpfs(spec: str) -> MountRequest:
