@@ -57,12 +57,18 @@ def test_create_start_stop_timeout_wait_inspect(pallet: Pallet) -> None:
 
 def test_stop_signal_of_the_image_and_kill_signal(pallet: Pallet) -> None:
     handler = "trap 'echo got-$0; exit 5' {sig}; echo ready; while true; do sleep 0.1; done"
-    pallet("run", "-d", "--name", "usr1", "busybox", "sh", "-c", handler.format(sig="USR1"))
+    # an image whose STOPSIGNAL is SIGUSR1: stop without -s sends that
+    pallet("create", "--name", "base", "busybox", "true")
+    pallet("commit", "-c", "STOPSIGNAL SIGUSR1", "base", "usr1-stop:1")
+    pallet("run", "-d", "--name", "usr1", "usr1-stop:1", "sh", "-c", handler.format(sig="USR1"))
     _wait_for_log(pallet, "usr1", "ready")
-    pallet("stop", "-s", "USR1", "usr1")
+    pallet("stop", "usr1")
     assert pallet("wait", "usr1").stdout.strip() == "5"
     pallet("run", "-d", "--name", "hup", "busybox", "sh", "-c", handler.format(sig="HUP"))
     _wait_for_log(pallet, "hup", "ready")
+    for bad in ("BOGUS", "0", "RTMIN+99"):  # refused before anything is sent
+        refused = pallet("kill", "-s", bad, "hup", check=False)
+        assert (refused.returncode, refused.stderr) == (1, f"error: Invalid signal: {bad}\n")
     pallet("kill", "-s", "HUP", "hup")
     assert pallet("wait", "hup").stdout.strip() == "5"
 

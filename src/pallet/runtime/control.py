@@ -10,18 +10,33 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pallet.errors import Conflict, ContainerError, NotFound
+from pallet.errors import Conflict, ContainerError, InvalidArgument, NotFound
 from pallet.runtime.container import Containers, _alive, _wait_gone
 from pallet.runtime.records import ContainerRecord, now
 from pallet.runtime.users import container_gids, resolve_user
 
 
 def _signal_name(text: str) -> str:
-    """``TERM``, ``SIGTERM`` and ``15`` all name SIGTERM for runc."""
-    value = text.strip().upper()
+    """``TERM``, ``SIGTERM``, ``15`` and ``RTMIN+3`` as the number runc takes; anything
+    else is refused before a signal is sent, as docker does."""
+    import signal
+
+    value = text.strip().upper().removeprefix("SIG")
+    number: int | None = None
     if value.isdigit():
-        return value
-    return value if value.startswith("SIG") else "SIG" + value
+        number = int(value)
+    elif value.startswith(("RTMIN", "RTMAX")):
+        base = signal.SIGRTMIN if value.startswith("RTMIN") else signal.SIGRTMAX
+        offset = value[5:]
+        if not offset:
+            number = int(base)
+        elif offset[0] in "+-" and offset[1:].isdigit():
+            number = int(base) + int(offset)
+    elif "SIG" + value in signal.Signals.__members__:
+        number = int(signal.Signals["SIG" + value])
+    if number is None or not 1 <= number <= int(signal.SIGRTMAX):
+        raise InvalidArgument(f"Invalid signal: {text}")
+    return str(number)
 
 
 def _running(containers: Containers, record: ContainerRecord) -> bool:
@@ -55,10 +70,15 @@ def stop(
 ) -> ContainerRecord:
     """The image's STOPSIGNAL (else SIGTERM), then SIGKILL after ``timeout`` seconds (10)."""
     record = containers.records.get(name)
+    signal_name = _signal_name(signal) if signal else None
     if not _running(containers, record):
         return record
+    if signal_name is None:
+        try:
+            signal_name = _signal_name(str(record.config.get("StopSignal") or "SIGTERM"))
+        except InvalidArgument:  # an image's unusable STOPSIGNAL: the default
+            signal_name = "15"
     record = containers.records.set_state(record, stop_requested=True)
-    signal_name = _signal_name(signal or str(record.config.get("StopSignal") or "SIGTERM"))
     containers.runtime.kill(record.id, signal_name)
     if not _settle(containers, record, 10.0 if timeout is None else max(timeout, 0.0)):
         containers.runtime.kill(record.id, "KILL", all_processes=True)
@@ -69,13 +89,13 @@ def stop(
 
 def kill(containers: Containers, name: str, signal_text: str = "KILL") -> ContainerRecord:
     record = containers.records.get(name)
+    signal_name = _signal_name(signal_text)
     if not _running(containers, record):
         raise Conflict(f"cannot kill container: {name}: container {record.id} is not running")
-    signal_name = _signal_name(signal_text)
-    if signal_name in ("SIGKILL", "9"):
+    if signal_name == "9":
         record = containers.records.set_state(record, stop_requested=True)
     containers.runtime.kill(record.id, signal_name)
-    if signal_name in ("SIGKILL", "9"):
+    if signal_name == "9":
         _settle(containers, record, 10.0)
         _mark_exited(containers, record, 137)
     return record
