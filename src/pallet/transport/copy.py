@@ -16,11 +16,9 @@ import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from pallet.errors import DigestMismatch, LayerError, NotFound, OCIError, TransportError
-from pallet.layer.commit import LayerInfo, compress_stream
-from pallet.layer.compression import open_decompressed
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
@@ -29,6 +27,9 @@ from pallet.oci.jsonutil import dump_bytes, load_object
 from pallet.oci.manifest import Manifest
 from pallet.oci.platform import Platform, host_platform
 from pallet.transport.base import ImageDestination, ImageSource, ManifestBlob
+
+if TYPE_CHECKING:
+    from pallet.layer.commit import LayerInfo
 
 CHUNK = 1 << 20
 COMPRESSIONS = ("none", "gzip", "zstd")
@@ -317,6 +318,10 @@ class _Copier:
 
             return self._stream_into(layer, put, target, oci, diff_id)
         scratch = getattr(self.dst, "scratch_dir", None)
+        # The layer package (isal, zstandard) only when a layer is recompressed.
+        from pallet.layer.commit import compress_stream
+        from pallet.layer.compression import open_decompressed
+
         with tempfile.TemporaryFile(dir=scratch) as tmp:
             with self.src.open_blob(layer) as stream:
                 reader = VerifyingReader(stream, layer)
@@ -359,6 +364,8 @@ class _Copier:
         """Stream a layer, decompressed, straight into a destination that (re)compresses
         it and learns digest and size as it writes (the store, a docker-archive): no
         scratch copy. ``put`` returns the blob's digest and size and the diff_id it saw."""
+        from pallet.layer.compression import open_decompressed
+
         with self.src.open_blob(layer) as stream:
             reader = VerifyingReader(stream, layer)
             try:

@@ -13,17 +13,6 @@ from pathlib import Path
 from pallet.errors import InvalidArgument, PalletError
 from pallet.oci.reference import Reference
 from pallet.transport.base import ImageDestination, ImageSource
-from pallet.transport.docker_archive import (
-    DockerArchive,
-    DockerArchiveWriter,
-    SingleImageDockerArchive,
-)
-from pallet.transport.layout import DirFiles, LayoutDestination, LayoutSource
-from pallet.transport.oci_archive import (
-    OciArchiveWriter,
-    SingleImageArchive,
-    open_oci_archive_source,
-)
 
 PATH_TRANSPORTS = ("oci", "oci-archive", "docker-archive")
 TRANSPORTS = ("docker", "pallet", *PATH_TRANSPORTS)
@@ -97,6 +86,12 @@ def open_source(spec: TransportSpec, store_root: Path) -> ImageSource:
         from pallet.transport.store import StoreSource  # store.py imports this module
 
         return StoreSource.open(store_root, spec.ref)
+    # The file transports (tarfile, compression) are imported by the commands using them:
+    # pull and push only need the names.
+    from pallet.transport.docker_archive import DockerArchive
+    from pallet.transport.layout import DirFiles, LayoutSource
+    from pallet.transport.oci_archive import open_oci_archive_source
+
     path = Path(spec.path)
     if spec.transport == "oci":
         return LayoutSource.open(DirFiles(path), spec.ref, str(spec))
@@ -121,6 +116,10 @@ def open_destination(spec: TransportSpec, store_root: Path) -> ImageDestination:
         from pallet.transport.store import StoreDestination
 
         return StoreDestination.open(store_root, spec.ref)
+    from pallet.transport.docker_archive import DockerArchiveWriter, SingleImageDockerArchive
+    from pallet.transport.layout import LayoutDestination
+    from pallet.transport.oci_archive import OciArchiveWriter, SingleImageArchive
+
     path = Path(spec.path)
     if spec.transport == "oci":
         return LayoutDestination(path, spec.ref)

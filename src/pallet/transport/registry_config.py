@@ -16,7 +16,6 @@ Certificates are looked up as Docker does, in ``/etc/docker/certs.d/HOST[:PORT]/
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,10 +78,16 @@ class RegistriesConfig:
         cert_dirs = (SYSTEM_CERTS_D, directory / "certs.d")
         path = directory / "registries.toml"
         try:
-            doc = tomllib.loads(path.read_text())
+            text = path.read_text()
         except FileNotFoundError:
             return cls(cert_dirs=cert_dirs)
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"{path}: {exc}") from None
+        import tomllib  # only when there is a file (most commands have none)
+
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise InvalidArgument(f"{path}: {exc}") from None
         insecure = doc.get("insecure", [])
         mirrors = doc.get("mirrors", {})

@@ -11,14 +11,15 @@ import base64
 import binascii
 import json
 import os
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pallet.errors import TransportError
 from pallet.transport.registry_config import DOCKER_HUB
+
+if TYPE_CHECKING:
+    import subprocess
 
 #: the key Docker files docker.io credentials under
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -75,6 +76,8 @@ class DockerConfig:
 
     def _save(self, doc: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".config.json.")
         try:
             with os.fdopen(fd, "w") as f:
@@ -171,6 +174,8 @@ class CredentialHelper:
         self.program = f"docker-credential-{name}"
 
     def _run(self, action: str, payload: str) -> subprocess.CompletedProcess[str]:
+        import subprocess  # only for credential helpers
+
         try:
             return subprocess.run(
                 [self.program, action],

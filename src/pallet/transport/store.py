@@ -14,17 +14,15 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from pallet.errors import PalletError, TransportError
-from pallet.layer.commit import LayerInfo, compress_stream
 from pallet.oci import mediatypes as mt
 from pallet.oci.descriptor import ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, Descriptor
 from pallet.oci.digest import Digest
 from pallet.store import Lease, Store
 from pallet.transport.base import ImageSource, ManifestBlob
 from pallet.transport.copy import CHUNK, copy, parse_image_manifest
-from pallet.transport.docker_archive import MANIFEST_FILE, DockerArchive, DockerArchiveWriter
 from pallet.transport.layout import (
     INDEX_FILE,
     MAX_MANIFEST_SIZE,
@@ -34,7 +32,10 @@ from pallet.transport.layout import (
     sniff_media_type,
 )
 from pallet.transport.names import familiar_name, normalize_name
-from pallet.transport.oci_archive import ArchiveIndex, OciArchiveWriter
+
+if TYPE_CHECKING:
+    from pallet.layer.commit import LayerInfo
+    from pallet.transport.oci_archive import ArchiveIndex
 
 _IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
 
@@ -161,6 +162,8 @@ class StoreWriter:
     ) -> LayerInfo:
         """Compress an uncompressed layer stream straight into the store (one pass, no
         scratch copy); returns what was written (digest, size, diff_id)."""
+        from pallet.layer.commit import compress_stream  # isal, zstandard: only here
+
         with self.store.ingest(hashed_by_caller=True) as w:
             info = compress_stream(
                 cast(BinaryIO, plain), cast(BinaryIO, w), compression=compression, level=level
@@ -301,6 +304,8 @@ def load_archive(
 ) -> list[LoadedImage]:
     """Put every image of a docker-archive or OCI archive in the store, all or nothing:
     tags are written only once every image is complete."""
+    from pallet.transport.docker_archive import MANIFEST_FILE, DockerArchive
+
     label = archive.describe()
     jobs: list[tuple[ImageSource, tuple[str, ...]]] = []
     if archive.exists(MANIFEST_FILE):
@@ -355,6 +360,9 @@ def save_images(root: Path, refs: Sequence[str], output: Path | None, fmt: str) 
 def _write_archive(
     images: list[tuple[StoreSource, list[str]]], output: Path | None, fmt: str
 ) -> None:
+    from pallet.transport.docker_archive import DockerArchiveWriter
+    from pallet.transport.oci_archive import OciArchiveWriter
+
     writer: DockerArchiveWriter | OciArchiveWriter
     if fmt == "docker-archive":
         writer = DockerArchiveWriter(output)
