@@ -208,12 +208,7 @@ def _docker_image(dockerd: Any, ctx: Path, work: Path) -> tuple[list[Path], dict
 
 def _user_config(config: dict[str, Any]) -> dict[str, Any]:
     inner = config.get("config") or {}
-    out = {key: inner.get(key) or None for key in _CONFIG_FIELDS}
-    # KNOWN GAP (see test_scratch_image_working_dir_is_root): pallet leaves WorkingDir
-    # out of a FROM scratch image, BuildKit sets "/"; the same directory at run time
-    if out["WorkingDir"] == "/":
-        out["WorkingDir"] = None
-    return out
+    return {key: inner.get(key) or None for key in _CONFIG_FIELDS}
 
 
 def _history(config: dict[str, Any]) -> list[tuple[str, bool]]:
@@ -259,6 +254,7 @@ def test_same_image_as_docker_buildkit(
 def test_scratch_image_working_dir_is_root(
     store: Store, docker_busybox: Any, make_context: MakeContext, tmp_path: Path
 ) -> None:
+    """BuildKit's empty image config has WorkingDir "/" (pallet once left it out)."""
     ctx = make_context({"a.txt": "A\n"}, "FROM scratch\nCOPY a.txt /\n")
     _, their_config = _docker_image(docker_busybox, ctx, tmp_path)
     assert their_config["config"]["WorkingDir"] == "/"
