@@ -167,25 +167,42 @@ def _hwm_mib(pid: int) -> float | None:
     return None
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Run ``cmd``; returns (seconds, peak RSS in MiB). The peak is the process's own
-    VmHWM, polled while it runs (getrusage would report the forking parent's RSS)."""
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(
+    cmd: list[str], env: dict[str, str] | None = None, server: Registry | None = None
+) -> tuple[float, float, float, float]:
+    """Run ``cmd``; returns (seconds, peak RSS in MiB, its CPU seconds, the CPU seconds
+    ``server`` used meanwhile). The peak is the process's own VmHWM, polled while it
+    runs (getrusage would report the forking parent's RSS). CPU time (user + system)
+    tells more than wall time on a machine shared with other work."""
     os.sync()  # start each measurement without another one's dirty pages to write back
+    server_start = _cpu_s(server.proc.pid) if server is not None else 0.0
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env or os.environ.copy()
     )
     peak = 0.0
-    while proc.poll() is None:
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu = usage.ru_utime + usage.ru_stime
+            break
         hwm = _hwm_mib(proc.pid)
         peak = max(peak, hwm or 0.0)
         time.sleep(0.01)
     elapsed = time.perf_counter() - start
+    server_cpu = _cpu_s(server.proc.pid) - server_start if server is not None else 0.0
     assert proc.stderr is not None
     err = proc.stderr.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} failed: {err[-2000:]}")
-    return elapsed, peak
+    return elapsed, peak, cpu, server_cpu
 
 
 def _median(values: list[float]) -> float:
@@ -224,13 +241,21 @@ def run() -> list[dict[str, object]]:
             check=True,
             env=env,
         )
+        # ... and so are the modules only push and pull import (aiohttp among them)
+        warm = (
+            "import pallet.cli.registry_client_cmd, pallet.transport.registry_push, "
+            "pallet.transport.registry_pull"
+        )
+        subprocess.run([sys.executable, "-c", warm], check=True, env=env)
         skopeo = ["skopeo", "--insecure-policy"]
         times: dict[str, list[float]] = {}
         rss: dict[str, float] = {}
 
-        def note(key: str, result: tuple[float, float]) -> None:
+        def note(key: str, result: tuple[float, float, float, float]) -> None:
             times.setdefault(key, []).append(result[0])
             rss[key] = max(rss.get(key, 0.0), result[1])
+            times.setdefault(key + "_cpu", []).append(result[2])
+            times.setdefault(key + "_server_cpu", []).append(result[3])
 
         # The machine may be shared: every measurement is repeated ROUNDS times, pallet
         # and skopeo alternating which goes first, and the medians are compared.
@@ -246,7 +271,7 @@ def run() -> list[dict[str, object]]:
                     tag = [*PALLET, "--root", str(store), "copy", "-q", "pallet:bench/img:v1"]
                     subprocess.run([*tag, f"pallet:{dest_ref}"], check=True, env=env)
                     push = [*PALLET, "--root", str(store), "push", "-q", dest_ref]
-                    note("p_push", timed(push, env))
+                    note("p_push", timed(push, env, target))
                     note("p_noop", timed(push, env))
                     times.setdefault("p_noop_inproc", []).append(
                         _noop_in_process(store, dest_ref, env)
@@ -260,7 +285,7 @@ def run() -> list[dict[str, object]]:
                         f"oci:{layout}:bench",
                         f"docker://{dest_ref}",
                     ]
-                    note("s_push", timed(push, env))
+                    note("s_push", timed(push, env, target))
                     note("s_noop", timed(push, env))
                 if reg is None:
                     reg, ref = target, dest_ref  # the first pushed image is pulled below
@@ -271,7 +296,8 @@ def run() -> list[dict[str, object]]:
             for who in order:
                 if who == "pallet":
                     dest = tmp / "pull-store"
-                    note("p_pull", timed([*PALLET, "--root", str(dest), "pull", "-q", ref], env))
+                    pull = [*PALLET, "--root", str(dest), "pull", "-q", ref]
+                    note("p_pull", timed(pull, env, reg))
                     shutil.rmtree(dest)
                 else:
                     out = tmp / "skopeo-out"
@@ -283,7 +309,7 @@ def run() -> list[dict[str, object]]:
                         f"docker://{ref}",
                         f"oci:{out}:bench",
                     ]
-                    note("s_pull", timed(pull, env))
+                    note("s_pull", timed(pull, env, reg))
                     shutil.rmtree(out)
             reg.stop()
 
@@ -306,6 +332,12 @@ def run() -> list[dict[str, object]]:
                     "skopeo_s_all": times[s_key],
                     "pallet_rss_MiB": rss[p_key],
                     "skopeo_rss_MiB": rss[s_key],
+                    # CPU seconds (user + system), medians: the client's own, and the
+                    # registry's while serving it (both share the machine's cores)
+                    "pallet_cpu_s": med[p_key + "_cpu"],
+                    "skopeo_cpu_s": med[s_key + "_cpu"],
+                    "registry_cpu_s_pallet": med[p_key + "_server_cpu"],
+                    "registry_cpu_s_skopeo": med[s_key + "_server_cpu"],
                 }
             )
         rows.append(
