@@ -42,9 +42,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "push_pull": ("push_pull_bench.py", "push and pull vs skopeo against a local registry"),
     "build": (
         "build_bench.py",
-        "pallet build: cached, one-file-changed, cold COPY, parallel stages",
+        "pallet build vs docker (legacy, BuildKit), podman, buildah: cached, one file changed, "
+        "cold 2 GiB COPY, parallel stages",
     ),
-    "run": ("run_bench.py", "pallet run --rm busybox true vs podman and runc"),
+    "run": ("run_bench.py", "pallet run --rm busybox true vs podman, docker and runc"),
 }
 
 _BEGIN = "<!-- bench:{name}:begin -->"
