@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import urllib.request
@@ -37,6 +38,10 @@ def test_publish_a_port_and_reach_it_from_the_host(pallet: Pallet) -> None:
     assert pallet("port", "web").stdout == f"80/tcp -> 127.0.0.1:{port}\n"
     assert pallet("port", "web", "80").stdout == f"127.0.0.1:{port}\n"
     assert f"127.0.0.1:{port}->80/tcp" in pallet("ps").stdout
+    doc = json.loads(pallet("inspect", "web").stdout)[0]
+    assert doc["NetworkSettings"]["Ports"] == {
+        "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
+    }
     # the port is taken now: a second container is refused (125) and nothing is created
     taken = pallet("run", "--rm", "-p", f"{port}:80", "busybox", "true", check=False)
     assert taken.returncode == 125 and f"127.0.0.1:{port}" in taken.stderr

@@ -246,6 +246,18 @@ def _iso(ts: float) -> str:
     return rfc3339nano(int(ts * 1e9))
 
 
+def _published(record: ContainerRecord) -> dict[str, list[dict[str, str]]]:
+    """docker's ``NetworkSettings.Ports``: ``{"80/tcp": [{"HostIp": .., "HostPort": ..}]}``."""
+    from pallet.runtime.network import PortMapping
+
+    ports: dict[str, list[dict[str, str]]] = {}
+    for text in record.ports:
+        m = PortMapping.from_str(text)
+        binding = {"HostIp": m.host_ip, "HostPort": str(m.host_port)}
+        ports.setdefault(f"{m.container_port}/{m.proto}", []).append(binding)
+    return ports
+
+
 def inspect_document(containers: Containers, record: ContainerRecord) -> dict[str, Any]:
     """``docker inspect`` of a container, the fields people script against."""
     state, code = containers.true_state(record)
@@ -327,5 +339,5 @@ def inspect_document(containers: Containers, record: ContainerRecord) -> dict[st
             "Labels": record.labels,
             "StopSignal": cfg.get("StopSignal"),
         },
-        "NetworkSettings": {"Ports": {}},
+        "NetworkSettings": {"Ports": _published(record) if state == "running" else {}},
     }
