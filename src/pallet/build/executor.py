@@ -44,7 +44,6 @@ from pallet.build.sources import ContextTree, SourceTree
 from pallet.dockerfile.plan import BuildPlan, CopySource, CopyStep, StagePlan, Step
 from pallet.errors import BuildError, ContainerError
 from pallet.images.lookup import LocalImage
-from pallet.layer.commit import commit_layer
 from pallet.oci.chainid import chain_ids as compute_chain_ids
 from pallet.oci.config import ImageConfig, history_entry
 from pallet.oci.descriptor import Descriptor
@@ -472,6 +471,8 @@ class StageRunner:
             drop_untouched_copy_ups(upper, parents)
             if not any(upper.iterdir()):
                 return None  # an empty diff makes no layer, as in Docker
+            from pallet.layer.commit import commit_layer  # not needed by cached builds
+
             with self.store.ingest(hashed_by_caller=True) as writer:
                 info = commit_layer(
                     upper,

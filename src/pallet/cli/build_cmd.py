@@ -6,11 +6,16 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from pallet.cli.context import CliContext
 from pallet.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from pallet.build.cache_io import CacheSpec
+    from pallet.build.ssh_forward import SshAgent
 
 
 def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
@@ -86,9 +91,7 @@ def build_cmd(
 ) -> None:
     """Build an image from a Dockerfile and a context directory."""
     from pallet.build import BuildOptions, Output, Progress, Secret, build
-    from pallet.build.cache_io import CacheSpec
     from pallet.build.rootfs import private_mount_namespace
-    from pallet.build.ssh_forward import SshAgent
     from pallet.store import Store
 
     # Mounts made from here on die with this process, even on SIGKILL.
@@ -108,9 +111,9 @@ def build_cmd(
         no_cache_filter=no_cache_filter,
         pull=pull,
         secrets=tuple(Secret.parse(s) for s in secrets),
-        ssh=tuple(SshAgent.parse(s) for s in ssh),
-        cache_from=tuple(CacheSpec.parse(c, "--cache-from") for c in cache_from),
-        cache_to=tuple(CacheSpec.parse(c, "--cache-to") for c in cache_to),
+        ssh=_ssh_agents(ssh),
+        cache_from=_cache_specs(cache_from, "--cache-from"),
+        cache_to=_cache_specs(cache_to, "--cache-to"),
         compression=compression,
         compression_level=compression_level,
         reproducible=reproducible,
@@ -125,7 +128,9 @@ def build_cmd(
     else:
         mode = "plain"
     store = Store.open(obj.store_root)
-    result = build(store, options, Progress(mode, sys.stderr))
+    # the live view ends (final summary, cursor back) however the build ends
+    with Progress(mode, sys.stderr) as shown:
+        result = build(store, options, shown)
     if result.unused_build_args:
         names = " ".join(result.unused_build_args)
         click.echo(f"[Warning] One or more build-args [{names}] were not consumed", err=True)
@@ -159,3 +164,19 @@ def builder_prune(obj: CliContext) -> None:
 def register(group: click.Group) -> None:
     group.add_command(build_cmd)
     group.add_command(builder_group)
+
+
+def _ssh_agents(specs: tuple[str, ...]) -> tuple[SshAgent, ...]:
+    if not specs:
+        return ()  # the forwarding module is imported only when asked for
+    from pallet.build.ssh_forward import SshAgent
+
+    return tuple(SshAgent.parse(s) for s in specs)
+
+
+def _cache_specs(specs: tuple[str, ...], flag: str) -> tuple[CacheSpec, ...]:
+    if not specs:
+        return ()
+    from pallet.build.cache_io import CacheSpec
+
+    return tuple(CacheSpec.parse(c, flag) for c in specs)

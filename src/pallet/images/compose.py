@@ -7,16 +7,18 @@ import datetime as _dt
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from pallet.images.humanize import format_timestamp
-from pallet.layer.commit import LayerInfo, commit_layer, compress_stream
 from pallet.oci import mediatypes as mt
 from pallet.oci.config import ImageConfig
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.manifest import Manifest
 from pallet.oci.reference import Reference
 from pallet.store import Lease, Store
+
+if TYPE_CHECKING:
+    from pallet.layer.commit import LayerInfo
 
 
 def source_date_epoch() -> int | None:
@@ -46,6 +48,8 @@ def layer_from_dir(
 ) -> tuple[Descriptor, LayerInfo]:
     """Tar, compress and hash ``root`` in one pass straight into a store blob."""
     with store.ingest(hashed_by_caller=True) as writer:
+        from pallet.layer.commit import commit_layer  # loaded only when a layer is made
+
         info = commit_layer(
             root,
             cast(BinaryIO, writer),
@@ -69,6 +73,8 @@ def layer_from_tar(
 ) -> tuple[Descriptor, LayerInfo]:
     """Compress an uncompressed tar stream into a store blob, computing its diff ID."""
     with store.ingest(hashed_by_caller=True) as writer:
+        from pallet.layer.commit import compress_stream
+
         info = compress_stream(stream, cast(BinaryIO, writer), compression=compression, level=level)
         digest, size = writer.commit(info.digest)
     lease.add(digest)
