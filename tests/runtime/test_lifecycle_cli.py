@@ -121,6 +121,18 @@ def test_restart_policy_on_failure(pallet: Pallet) -> None:
     assert code == 3
     doc = json.loads(pallet("inspect", "flaky").stdout)[0]
     assert doc["RestartCount"] == 2
+    # always: a clean exit is restarted too, until stop, which it then stays
+    pallet("run", "-d", "--restart", "always", "--name", "again", "busybox", "sh", "-c", "echo x")
+    for _ in range(200):
+        if pallet("logs", "again").stdout.count("x") >= 2:
+            break
+        time.sleep(0.05)
+    assert pallet("logs", "again").stdout.count("x") >= 2
+    pallet("stop", "again")
+    restarts = json.loads(pallet("inspect", "again").stdout)[0]["RestartCount"]
+    assert restarts >= 1 and pallet("ps", "-q").stdout == ""
+    time.sleep(0.5)  # longer than the next restart delay would be
+    assert json.loads(pallet("inspect", "again").stdout)[0]["RestartCount"] == restarts
     conflict = pallet("run", "--rm", "--restart", "always", "busybox", "true", check=False)
     assert conflict.returncode == 125 and "Conflicting options" in conflict.stderr
 
@@ -164,8 +176,24 @@ def test_start_attach_to_a_running_container_follows_it(pallet: Pallet) -> None:
 
 def test_rm_f_of_a_container_with_a_restart_policy(pallet: Pallet) -> None:
     cid = pallet("run", "-d", "--restart", "always", "busybox", "sleep", "60").stdout.strip()
-    pallet("rm", "-f", cid)
-    time.sleep(0.5)  # a monitor that restarted it would have done so by now
+    # one that exits at once is mostly waiting for its next start: rm -f cancels that too
+    flapping = pallet("run", "-d", "--restart", "always", "busybox", "true").stdout.strip()
+    for _ in range(100):
+        if json.loads(pallet("inspect", flapping).stdout)[0]["RestartCount"] >= 1:
+            break
+        time.sleep(0.05)
+    pallet("rm", "-f", cid, flapping)
+    time.sleep(0.5)  # a monitor that restarted one would have done so by now
     assert pallet("ps", "-aq").stdout == ""
-    assert not list(Path("/sys/fs/cgroup/pids/pallet").glob(f"{cid}*"))
+    for gone in (cid, flapping):
+        assert not list(Path("/sys/fs/cgroup/pids/pallet").glob(f"{gone}*"))
     assert str(pallet.root) not in Path("/proc/self/mountinfo").read_text()
+    monitors = [p for p in Path("/proc").glob("[0-9]*/cmdline") if _mentions(p, flapping)]
+    assert monitors == []
+
+
+def _mentions(cmdline: Path, text: str) -> bool:
+    try:
+        return text.encode() in cmdline.read_bytes()
+    except OSError:
+        return False

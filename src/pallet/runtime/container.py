@@ -546,10 +546,38 @@ class Containers:
             return "running", None
         return "exited", record.exit_code if record.exit_code is not None else 255
 
+    def restart_pending(self, record: ContainerRecord) -> bool:
+        """Exited, with its monitor alive and waiting to run it again (``--restart``)."""
+        return (
+            record.state != "running"
+            and parse_restart(record.restart_policy).name != "no"
+            and bool(record.monitor_pid)
+            and _alive(record.monitor_pid)
+        )
+
+    def cancel_restart(self, record: ContainerRecord) -> ContainerRecord:
+        """Tell the monitor of a container between two runs not to start it again and
+        wait until the monitor has gone; a run it began before it could see that is
+        killed. ``stop`` and ``rm -f`` cancel a pending restart this way, as docker's do."""
+        record = self.records.set_state(record, stop_requested=True)
+        deadline = time.monotonic() + 5.0  # the longest restart delay is 2 s
+        while _alive(record.monitor_pid) and time.monotonic() < deadline:
+            if self.records.get(record.id).state == "running":
+                self.runtime.kill(record.id, "KILL", all_processes=True)
+            time.sleep(0.05)
+        return self.records.get(record.id)
+
     def remove(self, name: str, *, force: bool = False, volumes: bool = False) -> ContainerRecord:
         record = self.records.get(name)
         state, _ = self.true_state(record)
-        if state == "running":
+        if state != "running" and self.restart_pending(record):
+            if not force:
+                raise Conflict(
+                    f"You cannot remove a restarting container {record.id}. Stop the "
+                    "container before attempting removal or force remove"
+                )
+            record = self.cancel_restart(record)
+        elif state == "running":
             if not force:
                 raise Conflict(
                     f"You cannot remove a running container {record.id}. Stop the container "

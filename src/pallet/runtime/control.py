@@ -72,6 +72,8 @@ def stop(
     record = containers.records.get(name)
     signal_name = _signal_name(signal) if signal else None
     if not _running(containers, record):
+        if containers.restart_pending(record):
+            return containers.cancel_restart(record)
         return record
     if signal_name is None:
         try:
