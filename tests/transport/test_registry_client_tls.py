@@ -18,14 +18,18 @@ pytest.register_assert_rewrite("registry_fixtures")
 pytest_plugins = ["registry_fixtures"]
 
 from registry_fixtures import (  # noqa: E402
+    Registry,
     free_port,
     load_into_store,
     make_image,
+    sha256,
     start_registry,
     write_layout,
 )
 
 from pallet.errors import TransportError  # noqa: E402
+from pallet.store import Store  # noqa: E402
+from pallet.transport import registry_upload  # noqa: E402
 from pallet.transport.registry_pull import pull  # noqa: E402
 from pallet.transport.registry_push import push  # noqa: E402
 
@@ -93,7 +97,8 @@ def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def test_certs_d_ca_verifies_a_tls_registry(tmp_path: Path, isolated_home: Path) -> None:
+def _tls_registry(tmp_path: Path) -> tuple[Registry, x509.Certificate]:
+    """A registry serving TLS with a certificate of a fresh CA; returns it and the CA."""
     ca_key, ca = make_ca("pallet test CA")
     key, cert = make_server_cert(ca_key, ca)
     tls = tmp_path / "tls"
@@ -106,12 +111,16 @@ def test_certs_d_ca_verifies_a_tls_registry(tmp_path: Path, isolated_home: Path)
             serialization.NoEncryption(),
         )
     )
-    port = free_port()
     reg = start_registry(
         tmp_path / "reg",
         tls={"certificate": str(tls / "server.crt"), "key": str(tls / "server.key")},
-        port=port,
+        port=free_port(),
     )
+    return reg, ca
+
+
+def test_certs_d_ca_verifies_a_tls_registry(tmp_path: Path, isolated_home: Path) -> None:
+    reg, ca = _tls_registry(tmp_path)
     try:
         host = reg.host
         certs_d = isolated_home / ".config" / "pallet" / "certs.d" / host
@@ -129,5 +138,31 @@ def test_certs_d_ca_verifies_a_tls_registry(tmp_path: Path, isolated_home: Path)
         load_into_store(tmp_path / "src", layout, "img", name)
         assert push(name, tmp_path / "src").digest == image.digest
         assert pull(name, tmp_path / "dest").digest == image.digest
+    finally:
+        reg.stop()
+
+
+def test_chunked_upload_of_a_store_blob_over_tls(
+    tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Store blobs go out with sendfile over plain http; through TLS the same body is read
+    # and encrypted instead.
+    monkeypatch.setattr(registry_upload, "MONOLITHIC_MAX", 10_000)
+    monkeypatch.setattr(registry_upload, "CHUNK_SEEKABLE", 100_000)
+    reg, ca = _tls_registry(tmp_path)
+    try:
+        certs_d = isolated_home / ".config" / "pallet" / "certs.d" / reg.host
+        certs_d.mkdir(parents=True)
+        (certs_d / "ca.crt").write_bytes(pem(ca))
+        image = make_image((1000, 350_000))
+        layout = tmp_path / "layout"
+        write_layout(layout, {"img": image})
+        name = f"{reg.host}/app:v1"
+        load_into_store(tmp_path / "src", layout, "img", name)
+        assert push(name, tmp_path / "src").digest == image.digest
+        assert reg.log_text().count('"PATCH /v2/app/blobs/uploads/') >= 4
+        assert pull(name, tmp_path / "dest").digest == image.digest
+        stored = Store.open(tmp_path / "dest").read_blob(sha256(image.layers[1]))
+        assert stored == image.layers[1]
     finally:
         reg.stop()
