@@ -128,9 +128,12 @@ def test_restart_policy_on_failure(pallet: Pallet) -> None:
             break
         time.sleep(0.05)
     assert pallet("logs", "again").stdout.count("x") >= 2
+    # listed by ps without -a, running or waiting to restart (docker's "Restarting (0)")
+    assert pallet("ps", "-q", "--filter", "name=again").stdout.strip() != ""
     pallet("stop", "again")
     restarts = json.loads(pallet("inspect", "again").stdout)[0]["RestartCount"]
     assert restarts >= 1 and pallet("ps", "-q").stdout == ""
+    assert "Exited (0)" in pallet("ps", "-a", "--filter", "name=again").stdout
     time.sleep(0.5)  # longer than the next restart delay would be
     assert json.loads(pallet("inspect", "again").stdout)[0]["RestartCount"] == restarts
     conflict = pallet("run", "--rm", "--restart", "always", "busybox", "true", check=False)

@@ -109,6 +109,8 @@ def _status(state: str, code: int | None, record_time: float) -> str:
         return f"Up {human_duration(time.time() - record_time)}"
     if state == "created":
         return "Created"
+    if state == "restarting":  # exited, its monitor about to start it again
+        return f"Restarting ({code if code is not None else 255}) {human_duration(time.time() - record_time)} ago"
     return f"Exited ({code if code is not None else 255}) {human_duration(time.time() - record_time)} ago"
 
 
@@ -138,7 +140,9 @@ def ps_cmd(
     rows = []
     for record in containers.records.all():
         state, code = containers.true_state(record)
-        if not show_all and state != "running" and "status" not in wanted:
+        if state == "exited" and containers.restart_pending(record):
+            state = "restarting"
+        if not show_all and state not in ("running", "restarting") and "status" not in wanted:
             continue
         status_word = "exited" if state == "exited" else state
         if "status" in wanted and status_word not in wanted["status"]:

@@ -560,12 +560,18 @@ class Containers:
         wait until the monitor has gone; a run it began before it could see that is
         killed. ``stop`` and ``rm -f`` cancel a pending restart this way, as docker's do."""
         record = self.records.set_state(record, stop_requested=True)
+        last_code, killed = record.exit_code, False
         deadline = time.monotonic() + 5.0  # the longest restart delay is 2 s
         while _alive(record.monitor_pid) and time.monotonic() < deadline:
             if self.records.get(record.id).state == "running":
                 self.runtime.kill(record.id, "KILL", all_processes=True)
+                killed = True
             time.sleep(0.05)
-        return self.records.get(record.id)
+        record = self.records.get(record.id)
+        if killed and record.state != "running":
+            # that run should not have been: the code to show is the one before it
+            record = self.records.set_state(record, exit_code=last_code)
+        return record
 
     def remove(self, name: str, *, force: bool = False, volumes: bool = False) -> ContainerRecord:
         record = self.records.get(name)

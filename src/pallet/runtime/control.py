@@ -263,6 +263,8 @@ def _published(record: ContainerRecord) -> dict[str, list[dict[str, str]]]:
 def inspect_document(containers: Containers, record: ContainerRecord) -> dict[str, Any]:
     """``docker inspect`` of a container, the fields people script against."""
     state, code = containers.true_state(record)
+    if state == "exited" and containers.restart_pending(record):
+        state = "restarting"
     cdir = containers.dir(record.id)
     try:
         spec = json.loads((cdir / "bundle" / "config.json").read_text())
@@ -299,7 +301,7 @@ def inspect_document(containers: Containers, record: ContainerRecord) -> dict[st
             "Status": state,
             "Running": state == "running",
             "Paused": False,
-            "Restarting": False,
+            "Restarting": state == "restarting",
             "OOMKilled": False,
             "Dead": False,
             "Pid": record.pid if state == "running" else 0,
