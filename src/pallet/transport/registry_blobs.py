@@ -29,6 +29,7 @@ from pallet.transport.registry_http import (
 )
 
 MAX_REDIRECTS = 5
+RECV_MAX = 1 << 20
 REDIRECTS = (301, 302, 303, 307, 308)
 
 
@@ -154,6 +155,7 @@ class RemoteBlob(io.RawIOBase):
             session = self.http.session()
             resp = await session.get(target, headers=headers, allow_redirects=False)
             hops += 1
+        _read_more_per_wakeup(resp)
         if resp.status == 206 and self.pos:
             start = _range_start(resp.headers.get("Content-Range", ""))
             if start != self.pos:
@@ -171,6 +173,16 @@ class RemoteBlob(io.RawIOBase):
             raise TransportError(f"{self._what}: blob unknown to the registry")
         message = body.decode("utf-8", "replace")[:200] if body else ""
         raise TransportError(f"{self._what}: HTTP {resp.status} {message}".rstrip())
+
+
+def _read_more_per_wakeup(resp: aiohttp.ClientResponse) -> None:
+    """asyncio's socket transport receives at most 256 KiB per wakeup, and each piece
+    costs a pass through the event loop and aiohttp's parser; a blob stream takes up to
+    ``RECV_MAX`` at a time instead (about a tenth of the pull's CPU time). Transports
+    without this attribute (another event loop, TLS) are left as they are."""
+    transport = resp.connection.transport if resp.connection is not None else None
+    if isinstance(getattr(transport, "max_size", None), int):
+        transport.max_size = max(transport.max_size, RECV_MAX)  # type: ignore[union-attr]
 
 
 def _range_start(content_range: str) -> int:
