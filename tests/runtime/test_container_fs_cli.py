@@ -146,6 +146,11 @@ def test_cp_reaches_volumes_and_bind_mounts_running_or_stopped(
     with tarfile.open(fileobj=io.BytesIO(whole.stdout)) as tar:
         names = set(tar.getnames())
     assert {"./data/made", "./bind/from-host", "./etc/passwd"} <= names
+    # a file bind-mounted in is written in place: the container sees the new content
+    hosts = tmp_path / "hosts"
+    hosts.write_text("10.9.8.7\tcopied.example\n")
+    pallet("cp", str(hosts), "vols:/etc/hosts")
+    assert pallet("exec", "vols", "cat", "/etc/hosts").stdout == hosts.read_text()
     # a tmpfs has no copy on the host: refused with one line, not written beneath it
     refused = pallet("cp", str(src), "vols:/scratch/", check=False)
     assert refused.returncode == 1 and "tmpfs" in refused.stderr

@@ -114,6 +114,13 @@ def copy_in(
         raise NotFound(f"lstat {src}: no such file or directory")
     is_dir = source.is_dir() and not source.is_symlink()
     resolved, host = fs.resolve(dest)
+    if fs.is_mount_point(resolved) and host.is_file():
+        # a file bind-mounted in (-v /host/file:/ctr/file, /etc/hosts): written in place,
+        # since a new file there would not be the one the container has mounted
+        if is_dir:
+            raise InvalidArgument(f"cannot copy directory {src} over file {dest}")
+        _overwrite(source, host)
+        return
     if host.is_dir() and not host.is_symlink():
         into, name = host, ("." if _wants_contents(src) and is_dir else source.name)
     else:
@@ -129,6 +136,12 @@ def copy_in(
             )
     with _tar_of(source, name) as stream:
         _extract(stream, into, keep_owner, what)
+
+
+def _overwrite(source: Path, target: Path) -> None:
+    fd = os.open(target, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with open(source, "rb") as src, os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(src, out)
 
 
 # -- out of the container ---------------------------------------------------------------

@@ -94,6 +94,9 @@ class ContainerFS:
         rest = path[len(mount.destination) :].lstrip("/")
         return mount.source / rest if rest else mount.source
 
+    def is_mount_point(self, path: str) -> bool:
+        return any(m.destination == path for m in self.mounts)
+
     def resolve(self, path: str, *, follow_last: bool = True) -> tuple[str, Path]:
         """``path`` with its symlinks followed in the container's view (the last component
         only with ``follow_last``): the container path and the host path it is at."""
@@ -109,8 +112,11 @@ class ContainerFS:
                 continue
             candidate = posixpath.join(current, part)
             host = self.host_path(candidate)
-            is_mount_point = any(m.destination == candidate for m in self.mounts)
-            if (pending or follow_last) and not is_mount_point and host.is_symlink():
+            if (
+                (pending or follow_last)
+                and not self.is_mount_point(candidate)
+                and host.is_symlink()
+            ):
                 links += 1
                 if links > _MAX_LINKS:
                     raise InvalidArgument(f"too many levels of symbolic links in {path}")
