@@ -28,6 +28,7 @@ from typing import BinaryIO
 
 from pallet.errors import InvalidArgument, LayerError
 from pallet.layer import compression as comp
+from pallet.layer.blocks import STORED_MAX, FramedBlock
 from pallet.layer.compression import Compression
 from pallet.layer.writer import TarSink, write_tar
 from pallet.oci.digest import Digest
@@ -50,7 +51,7 @@ class LayerInfo:
 
 
 # a finished block: compressed bytes and crc32 of the uncompressed block (gzip only)
-_Result = tuple[bytes | bytearray, int]
+_Result = tuple[bytes | bytearray | memoryview, int]
 
 
 class _Pipeline(TarSink):
@@ -65,11 +66,10 @@ class _Pipeline(TarSink):
         elif threads < 1:
             raise InvalidArgument(f"layer commit needs at least 1 thread, not {threads}")
         self._inline = threads == 1
-        # full blocks come back from the writer thread once hashed, so the few buffers in
+        # blocks come back from the writer thread once written, so the few buffers in
         # flight are reused instead of churning the allocator (which grew RSS by ~40 MB)
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        self._block = bytearray(_BLOCK)
-        self._fill = 0
+        self._free: queue.SimpleQueue[FramedBlock] = queue.SimpleQueue()
+        self._block = FramedBlock(_BLOCK)
         self._zdict: bytes | None = None
         # gzip blocks are independent jobs; zstd state must see blocks in order: 1 worker
         workers = min(_MAX_WORKERS, threads) if self._kind is Compression.GZIP else 1
@@ -78,7 +78,7 @@ class _Pipeline(TarSink):
             self._pool = ThreadPoolExecutor(workers, thread_name_prefix="layer-compress")
         # zstd keeps state across blocks; it runs on the single pool worker, in order
         self._stream = comp.compressor(self._kind, self._level)
-        self._queue: queue.Queue[tuple[bytearray | bytes, Future[_Result]] | None] = queue.Queue(
+        self._queue: queue.Queue[tuple[FramedBlock, Future[_Result]] | None] = queue.Queue(
             maxsize=2 * workers + 2
         )
         self._diff = hashlib.sha256()
@@ -98,31 +98,22 @@ class _Pipeline(TarSink):
     # -- producer side (caller's thread) ---------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview, /) -> None:
-        fill = self._fill
-        if type(data) is bytes and fill + len(data) < _BLOCK:
-            # tar headers and padding: two writes per file, kept cheap
-            self._block[fill : fill + len(data)] = data
-            self._fill = fill + len(data)
-            return
+        if type(data) is bytes and self._block.try_append(data):
+            return  # tar headers and padding: two per file, kept cheap
         view = memoryview(data).cast("B")
         while view:
-            n = min(len(view), _BLOCK - self._fill)
-            self._block[self._fill : self._fill + n] = view[:n]
-            self._fill += n
-            view = view[n:]
-            if self._fill == _BLOCK:
+            view = view[self._block.append(view) :]
+            if not self._block.room():
                 self._submit(final=False)
 
     def copy_from(self, fd: int, size: int) -> int:
         done = 0
         while done < size:
-            want = min(size - done, _BLOCK - self._fill)
-            got = os.readv(fd, [memoryview(self._block)[self._fill : self._fill + want]])
+            got = self._block.read_fd(fd, size - done)
             if got == 0:
                 break
-            self._fill += got
             done += got
-            if self._fill == _BLOCK:
+            if not self._block.room():
                 self._submit(final=False)
         return done
 
@@ -130,7 +121,8 @@ class _Pipeline(TarSink):
         """Take the whole of an uncompressed stream (``compress_stream``)."""
         readinto: Callable[[memoryview], int | None] | None = getattr(src, "readinto", None)
         while True:
-            view = memoryview(self._block)[self._fill :]
+            block = self._block
+            view = block.views(block.fill, block.fill + min(block.room(), STORED_MAX))[0]
             if readinto is not None:
                 got = readinto(view) or 0
             else:
@@ -139,38 +131,36 @@ class _Pipeline(TarSink):
                 view[:got] = chunk
             if got == 0:
                 return
-            self._fill += got
-            if self._fill == _BLOCK:
+            block.fill += got
+            if not block.room():
                 self._submit(final=False)
 
     def _submit(self, final: bool) -> None:
         if self._error is not None:
             raise self._error
-        block: bytearray | bytes = (
-            self._block if self._fill == _BLOCK else self._block[: self._fill]
-        )
+        block = self._block
         # the diffID is hashed here, the blob on the writer thread: the two sha256 passes,
         # the bulk of the work on incompressible data, run on two cores when there are two
-        self._diff.update(block)
-        self._uncompressed += len(block)
+        for segment in block.segments():
+            self._diff.update(segment)
+        self._uncompressed += block.fill
         if self._inline:
             self._run_inline(block, final)
             return
         assert self._pool is not None
         future: Future[_Result]
         if self._kind is Compression.GZIP:
-            future = self._pool.submit(comp.deflate_block, block, self._zdict, self._level, final)
-            self._zdict = comp.block_dict(block)
+            future = self._pool.submit(comp.deflate_framed, block, self._zdict, self._level, final)
+            self._zdict = block.tail(comp.DICT_SIZE)
         elif self._kind is Compression.ZSTD:
             future = self._pool.submit(self._stream_block, block, final)
         else:
             future = Future()
-            future.set_result((block, 0))
+            future.set_result((block.data(), 0))
         self._block = self._new_block()
-        self._fill = 0
         self._put((block, future))
 
-    def _run_inline(self, block: bytearray | bytes, final: bool) -> None:
+    def _run_inline(self, block: FramedBlock, final: bool) -> None:
         """One core: compress, hash and write the block now; its buffer is reused."""
         try:
             result = self._compress(block, final)
@@ -182,29 +172,29 @@ class _Pipeline(TarSink):
             self._error = _write_error(e)
             raise self._error from e
         if self._kind is Compression.GZIP:
-            self._zdict = comp.block_dict(block)
-        self._fill = 0
+            self._zdict = block.tail(comp.DICT_SIZE)
+        block.clear()
 
-    def _compress(self, block: bytearray | bytes, final: bool) -> _Result:
+    def _compress(self, block: FramedBlock, final: bool) -> _Result:
         if self._kind is Compression.GZIP:
-            return comp.deflate_block(block, self._zdict, self._level, final)
+            return comp.deflate_framed(block, self._zdict, self._level, final)
         if self._kind is Compression.ZSTD:
             return self._stream_block(block, final)
-        return block, 0
+        return block.data(), 0
 
-    def _new_block(self) -> bytearray:
+    def _new_block(self) -> FramedBlock:
         try:
             return self._free.get_nowait()
         except queue.Empty:
-            return bytearray(_BLOCK)
+            return FramedBlock(_BLOCK)
 
-    def _stream_block(self, block: bytearray | bytes, final: bool) -> _Result:
-        data = self._stream.compress(block)
+    def _stream_block(self, block: FramedBlock, final: bool) -> _Result:
+        data = self._stream.compress(block.data())
         if final:
             data += self._stream.flush()
         return data, 0
 
-    def _put(self, item: tuple[bytearray | bytes, Future[_Result]] | None) -> None:
+    def _put(self, item: tuple[FramedBlock, Future[_Result]] | None) -> None:
         # the writer thread drains even after an error, so this never blocks forever
         self._queue.put(item)
 
@@ -246,7 +236,7 @@ class _Pipeline(TarSink):
 
     # -- writer thread ---------------------------------------------------------------------
 
-    def _emit(self, data: bytes | bytearray) -> None:
+    def _emit(self, data: bytes | bytearray | memoryview) -> None:
         if self._kind is not Compression.NONE:  # uncompressed: the blob is the tar
             self._blob.update(data)
         self._out.write(data)
@@ -262,15 +252,16 @@ class _Pipeline(TarSink):
             block, future = item
             try:
                 self._consume(block, *future.result())
-                if isinstance(block, bytearray) and len(block) == _BLOCK:
-                    self._free.put(block)
+                # written out, so its buffer (maybe the stored output itself) is free
+                block.clear()
+                self._free.put(block)
             except BaseException as e:
                 self._error = e if isinstance(e, LayerError) else _write_error(e)
 
-    def _consume(self, block: bytearray | bytes, data: bytes | bytearray, crc: int) -> None:
+    def _consume(self, block: FramedBlock, data: bytes | bytearray | memoryview, crc: int) -> None:
         """Write one finished block and hash what was written (in stream order)."""
         if self._kind is Compression.GZIP:
-            self._crc = comp.crc32_combine(self._crc, crc, len(block))
+            self._crc = comp.crc32_combine(self._crc, crc, block.fill)
         self._emit(data)
 
 
