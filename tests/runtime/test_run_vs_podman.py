@@ -44,14 +44,10 @@ CASES: dict[str, tuple[str, ...]] = {
     "limits": ("-m", "64m", "--pids-limit", "50", *_SH,
                "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"),
     "add-host": ("--add-host", "db.local:10.1.2.3", *_SH, "grep db.local /etc/hosts"),
+    "user-groups": ("-u", "nobody", "busybox", "id"),
 }  # fmt: skip
 # Known gaps, strict: a fix turns them into failures to be moved up into CASES.
 GAPS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "user-groups": (
-        "run -u leaves the primary gid out of the supplementary groups (docker puts it "
-        "first); needs Containers._prepare to use users.container_gids",
-        ("-u", "nobody", "busybox", "id"),
-    ),
     "seccomp": (
         "no default seccomp profile yet (docker and podman filter: Seccomp: 2)",
         (*_SH, "grep Seccomp: /proc/self/status"),

@@ -32,7 +32,7 @@ from pallet.runtime.network import DNS_ADDR, PortMapping, Slirp, parse_publish, 
 from pallet.runtime.oci_runtime import OCIRuntime, find_runtime
 from pallet.runtime.records import ContainerRecord, ContainerRecords, new_id, now
 from pallet.runtime.spec import Mount, NetworkMode, Resources, SpecOptions, build_spec
-from pallet.runtime.users import resolve_user
+from pallet.runtime.users import container_gids, resolve_user
 from pallet.store import Store
 from pallet.store.overlay import unmount
 
@@ -263,7 +263,7 @@ class Containers:
                 cwd=cwd,
                 uid=user.uid,
                 gid=user.gid,
-                additional_gids=user.additional_gids,
+                additional_gids=container_gids(user),
                 hostname=hostname,
                 terminal=opts.tty,
                 readonly_rootfs=opts.read_only,
