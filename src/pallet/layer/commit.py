@@ -297,8 +297,9 @@ def commit_layer(
 
     ``overlay=True`` reads ``root`` as an overlay upper dir / pallet snapshot and
     ``paths`` limits the entries (see ``write_tar``). Returns both digests and sizes;
-    ``out`` receives exactly the blob bytes. ``threads`` defaults to the usable cores;
-    the blob is the same whatever it is.
+    ``out`` receives exactly the blob bytes, partly as views of buffers that are reused
+    once ``write`` returns (a file's ``write`` copies them out, as it must anyway).
+    ``threads`` defaults to the usable cores; the blob is the same whatever it is.
     """
     with _Pipeline(out, compression, level, threads) as pipe:
         write_tar(root, pipe, overlay=overlay, source_date_epoch=source_date_epoch, paths=paths)
