@@ -304,6 +304,15 @@ def test_ctrl_c_leaves_a_summary_with_the_open_steps_cancelled() -> None:
     assert final.cursor_visible
 
 
+def test_a_note_goes_above_the_view() -> None:
+    with live_progress() as view:
+        view.progress.vertex("[stage-0 2/2] RUN make")
+        view.progress.note("pushing demo:1 \x1b[2J")
+        lines = view.screen().lines()
+    assert lines[0] == "pushing demo:1"
+    assert lines[1] == "[+] Building 0.0s (0/1)"
+
+
 def test_tty_mode_on_a_stream_that_is_not_a_terminal_prints_lines() -> None:
     out = io.StringIO()
     with Progress("tty", out, clock=Clock()) as progress:

@@ -15,18 +15,20 @@ import re
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TextIO
+from typing import Literal, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
+
+State = Literal["running", "done", "cached", "error", "canceled"]
 
 #: lines of a running step's output kept under it (BuildKit shows six)
 TAIL_LINES = 6
 REFRESH_PER_SECOND = 10
 
 _LABELS = {"cached": "CACHED ", "error": "ERROR ", "canceled": "CANCELED "}
-_STYLES = {
+_STYLES: dict[State, str] = {
     "running": "",
     "done": "blue",
     "cached": "blue",
@@ -60,10 +62,10 @@ class _Step:
         self.title = title
         self.started = started
         self.ended: float | None = None
-        self.state = "running"
+        self.state: State = "running"
         self.tail: deque[str] | None = deque(maxlen=TAIL_LINES)
 
-    def end(self, state: str, now: float) -> None:
+    def end(self, state: State, now: float) -> None:
         self.ended = now
         self.state = state
         if state != "error":  # BuildKit: a finished step's output leaves the view
@@ -128,7 +130,7 @@ class LiveView:
             if step is not None and step.tail is not None:
                 step.tail.append(line)
 
-    def finish(self, number: int, state: str) -> None:
+    def finish(self, number: int, state: State) -> None:
         """``state``: "done", "cached", "error" or "canceled"; the first outcome counts."""
         with self._lock:
             step = self._steps.get(number)
@@ -207,7 +209,7 @@ class LiveView:
         return Group(*lines)
 
 
-_Shown = tuple[str, str, float, tuple[str, ...]]
+_Shown = tuple[str, State, float, tuple[str, ...]]
 
 
 def _fit(steps: list[_Shown], room: int) -> list[_Shown]:
