@@ -69,7 +69,7 @@ def _pull(
     top = source.get_manifest()
     blobs = plan_blobs(source, top, platform=platform, all_platforms=all_platforms)
     added: list[Digest] = []
-    resumed = [0]
+    resumes: list[int] = []  # per blob (append is atomic across the workers)
     lease = store.lease([top.digest, *(b.digest for b in blobs)])
     try:
         missing = [b for b in blobs if not store.has_blob(b.digest)]
@@ -93,7 +93,7 @@ def _pull(
                     while chunks := stream.read_chunks(CHUNK):
                         for chunk in chunks:
                             w.write(chunk)
-                    resumed[0] += stream.resumes
+                    resumes.append(stream.resumes)
                     # The fsync in commit waits for the disk: the next blob downloads
                     # meanwhile.
                     slot.release()
@@ -126,7 +126,7 @@ def _pull(
     BlobSources(store.root).record(
         source.ref.registry, source.ref.repository, [b.digest for b in blobs]
     )
-    return PullResult(name, written.digest, len(added), resumed[0])
+    return PullResult(name, written.digest, len(added), sum(resumes))
 
 
 def _undo(store: Store, added: Sequence[Digest], lease: Lease) -> None:
