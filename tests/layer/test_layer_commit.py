@@ -94,14 +94,17 @@ class FailingOut(io.RawIOBase):
         return n
 
 
-def test_write_failure_surfaces_as_layer_error(tree: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_write_failure_surfaces_as_layer_error(tree: Path, threads: int) -> None:
+    out = FailingOut(after=1000)
     with pytest.raises(LayerError, match="No space left"):
-        commit_layer(tree, FailingOut(after=1000), compression="gzip")  # type: ignore[arg-type]
+        commit_layer(tree, out, compression="gzip", threads=threads)  # type: ignore[arg-type]
     with pytest.raises(LayerError, match="No space left"):
         compress_stream(
             io.BytesIO(os.urandom(8 << 20)),
             FailingOut(after=0),  # type: ignore[arg-type]
             compression="none",
+            threads=threads,
         )
 
 
