@@ -56,19 +56,21 @@ def test_run_it_through_a_pty(pallet: Pallet) -> None:
     os.close(slave)
     try:
         _read_until(master, b"# ")
-        os.write(master, b"stty size; tty\r")
-        _read_until(master, b"33 101\r\n/dev/pts/0\r\n/ # ")  # our size, a real terminal
+        # $((..)) marks the end of the output: the typed line shows it unexpanded
+        os.write(master, b"stty size; tty; echo end-$((40+2))\r")
+        out = _read_until(master, b"end-42").replace(b"\r", b"")
+        assert b"33 101\n/dev/pts/0\n" in out  # our size, a real terminal
         os.write(master, b"sleep 30\r")
-        _read_until(master, b"sleep 30\r\n")
+        _read_until(master, b"sleep 30")
         time.sleep(0.5)  # let the shell start it
         os.write(master, b"\x03")  # Ctrl-C interrupts the sleep, not pallet
         _read_until(master, b"# ")
         _set_size(master, 40, 120)  # the window grows: the container follows
         time.sleep(0.2)
-        os.write(master, b"stty size\r")
-        _read_until(master, b"40 120\r\n/ # ")
-        os.write(master, b"echo $TERM\r")
-        _read_until(master, b"xterm\r\n/ # ")
+        os.write(master, b"stty size; echo $TERM; echo end-$((1+1))\r")
+        out = _read_until(master, b"end-2").replace(b"\r", b"")
+        assert b"40 120\nxterm\n" in out
+        _read_until(master, b"# ")
         os.write(master, b"\x04")  # Ctrl-D at the prompt ends the shell: exit 0
         assert proc.wait(30) == 0
     finally:
