@@ -49,8 +49,9 @@ def leftovers(base: Path, before: set[Path]) -> list[str]:
         point = line.split()[4].encode().decode("unicode_escape")
         if point.startswith(str(base)):
             found.append(f"mount {point}")
-    for store in base.glob("*/root"):  # the stores of this session: runc knows none of theirs
-        tag = hashlib.sha256(str(store.resolve()).encode()).hexdigest()[:16]
+    stores = {store.resolve() for store in base.glob("*/root")}
+    for store in sorted(stores):  # the stores of this session: runc knows none of theirs
+        tag = hashlib.sha256(str(store).encode()).hexdigest()[:16]
         found += [f"runtime state {d}" for d in (_RUNTIME_STATE / tag).glob("*")]
     known = _runtime_states()
     stale_ids = set()

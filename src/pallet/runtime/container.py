@@ -475,13 +475,16 @@ class Containers:
         self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
         return status
 
+    def slirp_socket(self, container_id: str) -> Path:
+        # a unix socket path must stay under 108 bytes: keep it short, beside runc's state
+        return self.runtime.state_root / f"{container_id[:16]}.slirp"
+
     def _network_up(self, record: ContainerRecord, pid: int) -> Slirp | None:
         """slirp4netns into the new network namespace, with the published ports."""
         if record.network != "private":
             return None
-        # a unix socket path must stay under 108 bytes: keep it short, beside runc's state
         self.runtime.state_root.mkdir(parents=True, exist_ok=True)
-        slirp = Slirp.start(pid, self.runtime.state_root / f"{record.id[:16]}.slirp")
+        slirp = Slirp.start(pid, self.slirp_socket(record.id))
         try:
             for port in record.ports:
                 slirp.forward(PortMapping.from_str(port))
@@ -614,6 +617,8 @@ class Containers:
         if os.path.ismount(rootfs):
             unmount(rootfs, lazy=True)
         shutil.rmtree(cdir, ignore_errors=True)
+        # slirp4netns leaves its socket when its monitor was SIGKILLed
+        self.slirp_socket(record.id).unlink(missing_ok=True)
         self.records.remove(record.id)
         if record.lease_id:
             with contextlib.suppress(PalletError):
