@@ -14,6 +14,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO, cast
 
+from pallet.transport import aiohttp_loader  # noqa: F401  (before aiohttp: see there)
+
+# isort: split
 import aiohttp
 from yarl import URL
 

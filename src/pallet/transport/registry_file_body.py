@@ -13,6 +13,9 @@ import asyncio
 import os
 from typing import IO, Any, cast
 
+from pallet.transport import aiohttp_loader  # noqa: F401  (before aiohttp: see there)
+
+# isort: split
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import Payload
 

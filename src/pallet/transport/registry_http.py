@@ -16,6 +16,9 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pallet.transport import aiohttp_loader  # noqa: F401  (before aiohttp: see there)
+
+# isort: split
 import aiohttp
 from multidict import CIMultiDictProxy
 
