@@ -35,10 +35,14 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(rootfs: Path, tmp: Path, caps: tuple[str, ...], seccomp: bool) -> list[str]:
     args = ["/bin/sh", "-c", PROBE]
-    spec = build_spec(SpecOptions(rootfs=str(rootfs), args=args, network="none", cap_add=caps))
-    if seccomp:
+    spec = build_spec(
+        SpecOptions(rootfs=str(rootfs), args=args, network="none", cap_add=caps, seccomp=seccomp)
+    )
+    if seccomp:  # build_spec applies the same profile pallet.runtime.seccomp makes
         bounding = spec["process"]["capabilities"]["bounding"]
-        spec["linux"]["seccomp"] = default_profile(bounding)
+        assert spec["linux"]["seccomp"] == default_profile(bounding)
+    else:
+        assert "seccomp" not in spec["linux"]
     runtime = OCIRuntime(find_runtime(), tmp / "state")
     bundle = tmp / f"bundle-{uuid.uuid4().hex[:8]}"
     runtime.write_bundle(bundle, spec)

@@ -46,14 +46,31 @@ def read_env_file(path: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+def parse_security_opts(opts: tuple[str, ...]) -> tuple[bool, bool]:
+    """``--security-opt`` values as docker reads them: (no-new-privileges, seccomp on)."""
+    no_new_privileges, seccomp = False, True
+    for opt in opts:
+        key, _, value = opt.replace(":", "=", 1).partition("=")
+        if key == "no-new-privileges" and value in ("", "true", "false"):
+            no_new_privileges = value != "false"
+        elif key == "seccomp" and value == "unconfined":
+            seccomp = False
+        elif key == "seccomp":
+            raise InvalidArgument(
+                f"--security-opt {opt!r}: only docker's default seccomp profile or "
+                "'unconfined' are supported"
+            )
+        else:
+            raise InvalidArgument(f"unsupported --security-opt {opt!r}")
+    return no_new_privileges, seccomp
+
+
 def make_options(kw: dict[str, Any], detach: bool) -> RunOptions:
     from pallet.runtime.container import RunOptions
     from pallet.runtime.spec import NetworkMode, Resources
 
     all_env = tuple(e for f in kw["env_files"] for e in read_env_file(f)) + tuple(kw["env"])
-    for opt in kw["security_opts"]:
-        if opt not in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"):
-            raise InvalidArgument(f"unsupported --security-opt {opt!r}")
+    no_new_privileges, seccomp = parse_security_opts(kw["security_opts"])
     network: NetworkMode = "private"
     if kw["network"] in ("host", "none"):
         network = kw["network"]
@@ -75,7 +92,8 @@ def make_options(kw: dict[str, Any], detach: bool) -> RunOptions:
         cap_add=tuple(kw["cap_add"]),
         cap_drop=tuple(kw["cap_drop"]),
         privileged=kw["privileged"],
-        no_new_privileges=bool(kw["security_opts"]),
+        no_new_privileges=no_new_privileges,
+        seccomp=seccomp,
         resources=Resources(
             memory=parse_memory(kw["memory"]), cpus=kw["cpus"], pids=kw["pids_limit"]
         ),

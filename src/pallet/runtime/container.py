@@ -66,6 +66,7 @@ class RunOptions:
     cap_drop: tuple[str, ...] = ()
     privileged: bool = False
     no_new_privileges: bool = False
+    seccomp: bool = True
     resources: Resources = field(default_factory=Resources)
     add_hosts: tuple[str, ...] = ()
     dns: tuple[str, ...] = ()
@@ -273,6 +274,7 @@ class Containers:
                 cap_drop=opts.cap_drop,
                 privileged=opts.privileged,
                 no_new_privileges=opts.no_new_privileges,
+                seccomp=opts.seccomp,
                 resources=opts.resources,
                 cgroups_path=cgroups_path(record.id),
                 annotations={"io.pallet.container.name": record.name},

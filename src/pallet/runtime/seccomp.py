@@ -18,7 +18,7 @@ aarch64), or a 32-bit call could go round it. ``--privileged`` runs without a fi
 from __future__ import annotations
 
 import errno
-import platform
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -106,14 +106,14 @@ def default_profile(capabilities: Iterable[str], machine: str | None = None) -> 
     syscalls = [_deny(denied)]
     if "CAP_SYS_ADMIN" not in caps:
         # clone's flags are its first argument, except on s390x where they come second
-        arg = 1 if (machine or platform.machine()) == "s390x" else 0
+        arg = 1 if (machine or os.uname().machine) == "s390x" else 0
         for flag in NAMESPACE_FLAGS:
             masked = {"index": arg, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}
             syscalls.append(_deny(["clone"], args=[masked]))
         syscalls.append(_deny(["clone3"], errno.ENOSYS))
     syscalls.append(_deny(["socket"], args=[{"index": 0, "value": AF_VSOCK, "op": "SCMP_CMP_EQ"}]))
     profile: dict[str, Any] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": syscalls}
-    architectures = _ARCHITECTURES.get(machine or platform.machine())
+    architectures = _ARCHITECTURES.get(machine or os.uname().machine)
     if architectures:
         profile["architectures"] = architectures
     return profile

@@ -107,6 +107,8 @@ class SpecOptions:
     cap_drop: Sequence[str] = ()
     privileged: bool = False
     no_new_privileges: bool = False
+    #: Docker's default seccomp filter (off with --security-opt seccomp=unconfined)
+    seccomp: bool = True
     resources: Resources = field(default_factory=Resources)
     cgroups_path: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
@@ -129,7 +131,10 @@ def effective_capabilities(
 ) -> list[str]:
     """Docker's rule: start from the default set (or all, privileged), add, then drop."""
     if privileged:
-        return list(ALL_CAPABILITIES)
+        # every capability the host can grant: runc refuses to raise one outside the
+        # bounding set it runs with (newer docker does the same)
+        bounding = host_bounding_set()
+        return [c for c in ALL_CAPABILITIES if bounding is None or c in bounding]
     adds = [_cap_name(c) for c in cap_add]
     drops = [_cap_name(c) for c in cap_drop]
     caps = list(ALL_CAPABILITIES) if "ALL" in adds else list(DEFAULT_CAPABILITIES)
@@ -141,6 +146,33 @@ def effective_capabilities(
     else:
         caps = [c for c in caps if c not in drops]
     return caps
+
+
+#: capability numbers (linux/capability.h), to read /proc's bit masks
+CAPABILITY_NUMBERS = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+)  # fmt: skip
+
+
+def host_bounding_set(status: str = "/proc/self/status") -> frozenset[str] | None:
+    """The capabilities this process may still grant (``CapBnd``); None if unknown."""
+    try:
+        with open(status) as f:
+            line = next((ln for ln in f if ln.startswith("CapBnd:")), None)
+    except OSError:
+        return None
+    if line is None:
+        return None
+    mask = int(line.split()[1], 16)
+    return frozenset(name for bit, name in enumerate(CAPABILITY_NUMBERS) if mask >> bit & 1)
 
 
 def default_mounts(network: NetworkMode, privileged: bool) -> list[Mount]:
@@ -198,6 +230,10 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
     if not opts.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
+        if opts.seccomp:
+            from pallet.runtime.seccomp import default_profile
+
+            linux["seccomp"] = default_profile(caps)
     resources: dict[str, Any] = {}
     r = opts.resources
     if r.memory is not None:
