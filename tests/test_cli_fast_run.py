@@ -94,7 +94,11 @@ def test_cli_run_through_both_paths_behaves_the_same(tmp_path) -> None:
     assert missing.returncode == 125
     assert missing.stderr.strip().splitlines() == ["error: No such image: nosuchimage:latest"]
     bad = pallet("run", "--network", "bogus", "nosuchimage", check=False)
-    assert bad.returncode == 2
-    assert "Invalid value for '--network'" in bad.stderr
+    assert bad.returncode == 125  # docker's code for a bad flag
+    assert bad.stderr.splitlines() == [
+        "error: Invalid value for '--network' / '--net': 'bogus' is not one of 'none', "
+        "'host', 'private', 'bridge', 'default'.",
+        "See 'pallet run --help'.",
+    ]
     helped = pallet("run", "--help")
     assert "--publish" in helped.stdout and "Usage: pallet run" in helped.stdout

@@ -40,6 +40,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("error: interrupted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # a bare group: its help, as before
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        # docker's form for a bad flag or argument: the fault on one line, where to read
+        # more, and 125 (the CLI's own failure), not click's usage block and 2
+        command = exc.ctx.command_path if exc.ctx is not None else "pallet"
+        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(f"See '{command} --help'.", err=True)
+        sys.exit(125)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

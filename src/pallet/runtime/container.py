@@ -367,6 +367,12 @@ class Containers:
             if not policy.should_restart(status, record.restart_count, record.stop_requested):
                 return status
             time.sleep(min(0.1 * 2**record.restart_count, 2.0))  # docker's growing delay
+            try:
+                record = self.records.get(record.id)
+            except PalletError:
+                return status  # removed while we waited
+            if record.stop_requested:  # stopped while we waited
+                return status
             record = self.records.set_state(record, restart_count=record.restart_count + 1)
 
     def _run_once(
@@ -449,6 +455,19 @@ class Containers:
         """``-t``: runc in the foreground receives the pty master over its console socket,
         puts our terminal in raw mode, copies both ways and keeps the window size in sync
         (SIGWINCH); Ctrl-C and Ctrl-D travel as bytes to the container's terminal."""
+        from pallet.runtime.terminal import raw_terminal
+
+        with raw_terminal(sys.stdin if sys.stdin.isatty() else None):
+            return self._run_tty_raw(record, bundle, pid_file, runtime_log, on_started)
+
+    def _run_tty_raw(
+        self,
+        record: ContainerRecord,
+        bundle: str,
+        pid_file: Path,
+        runtime_log: Path,
+        on_started: Callable[[], None] | None,
+    ) -> int:
         proc = subprocess.Popen(
             self.runtime.command_with_log(
                 runtime_log, "run", "--bundle", bundle, "--pid-file", str(pid_file), record.id

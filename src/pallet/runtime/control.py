@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from pallet.errors import Conflict, ContainerError, InvalidArgument, NotFound
 from pallet.runtime.container import Containers, _alive, _wait_gone
 from pallet.runtime.records import ContainerRecord, now
+from pallet.runtime.terminal import raw_terminal
 from pallet.runtime.users import container_gids, resolve_user
 
 
@@ -171,7 +171,7 @@ def exec_in(
         args.append("--detach")
     log = containers.dir(record.id) / f"exec-{os.getpid()}.log"
     try:
-        with _raw_terminal(stdin if tty else None):
+        with raw_terminal(stdin if tty else None):
             proc = subprocess.run(
                 containers.runtime.command_with_log(log, *args, record.id),
                 stdin=stdin if interactive or tty else subprocess.DEVNULL,
@@ -183,26 +183,6 @@ def exec_in(
     finally:
         log.unlink(missing_ok=True)
         process_file.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _raw_terminal(stdin: int | IO[Any] | None) -> Iterator[None]:
-    """Our terminal in raw mode while runc relays it, restored after. runc sets raw mode
-    itself, but only once the process already runs: its first output could still meet
-    our terminal's line discipline (an extra CR per line, a line echoed by us)."""
-    import termios
-    import tty
-
-    fd = stdin if isinstance(stdin, int) else stdin.fileno() if stdin is not None else -1
-    if fd < 0 or not os.isatty(fd):
-        yield
-        return
-    saved = termios.tcgetattr(fd)
-    tty.setraw(fd, termios.TCSANOW)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 def _exec_process(
