@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from pallet.cli.run_flags import RUN_FLAGS, Flag, defaults
 
@@ -121,14 +122,29 @@ def try_run(argv: list[str]) -> None:
     from pallet.errors import PalletError
 
     root, kw = parsed
+    code = 0
     try:
         from pallet.cli.run_exec import run_container
 
         run_container(root, kw)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except PalletError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(0)
+        code = 130
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit without the interpreter's teardown (~15 ms of freeing modules, a tenth of a
+    short run): everything this command wrote is committed or closed by now; only the
+    standard streams may hold buffered bytes."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

@@ -439,9 +439,13 @@ class Containers:
             for sig, old in forward.items():
                 signal.signal(sig, old)
             if slirp is not None:
-                slirp.stop()
-        self.runtime.delete(record.id)
-        self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
+                slirp.signal_stop()
+        try:
+            self.runtime.delete(record.id)
+            self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
+        finally:
+            if slirp is not None:
+                slirp.wait()
         return status
 
     def _run_tty(

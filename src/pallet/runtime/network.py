@@ -140,8 +140,20 @@ class Slirp:
                 raise ContainerError(f"cannot publish {mapping}: {doc['error'].get('desc', doc)}")
 
     def stop(self) -> None:
+        """End slirp4netns and wait for it."""
+        self.signal_stop()
+        self.wait()
+
+    def signal_stop(self) -> None:
+        """Tell slirp4netns to end, without waiting (its exit overlaps other teardown)."""
         with contextlib.suppress(OSError):
             os.close(self._exit_w)
+        # the exit pipe alone lets slirp4netns linger ~30 ms in its event loop; it keeps
+        # no state worth a graceful end (its API socket is ours to remove), so end it at once
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+
+    def wait(self) -> None:
         try:
             exited = _exits_within(self.proc.pid, 5.0)
         except OSError:  # no pidfd (old kernel): Popen's polling wait
