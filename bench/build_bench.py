@@ -18,7 +18,7 @@ Scenarios (issue #4), every tool on the same files in one run:
 Every command is a separate process under GNU time: wall seconds, and CPU seconds
 (user + sys of the process and the children it waited for). Docker's work happens in
 its daemon, so its CPU column adds what the private dockerd and its containerd spent.
-Repeated measurements (cached, one change) take the median of BENCH_ROUNDS.
+Repeated measurements (cached, one change, parallel stages) take the median of BENCH_ROUNDS.
 
 pallet runs as installed (bytecode cached); peers use scratch roots under one temp dir:
 a private dockerd (bench/dockerd.py), podman/buildah with overlay storage (vfs where
@@ -491,7 +491,7 @@ def _parallel_rows(tools: list[Tool], tmp: Path) -> list[dict[str, object]]:
         cmd = tool.build(ctx, tool.tag("bench/parallel:1"))
         cmd.insert(cmd.index("build") + 1, "--no-cache")
         try:
-            sample = measure(cmd, tool.env, tool.daemon)
+            sample = _median([measure(cmd, tool.env, tool.daemon) for _ in range(ROUNDS)])
         except RuntimeError as exc:
             rows.append({"name": "three stages", "tool": tool.name, "error": str(exc)[-300:]})
             continue
