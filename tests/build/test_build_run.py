@@ -125,3 +125,35 @@ def test_bind_mounts_are_read_only_unless_rw(
     assert (fs / "ro-result").read_text() == "refused\n"
     assert (fs / "rw-result").read_text() == "changed\n"
     assert (ctx / "data/f.txt").read_text() == "original\n"  # the context is never written
+
+
+def test_run_security_insecure_needs_the_entitlement(
+    store: Store, make_context: MakeContext, tmp_path: Path
+) -> None:
+    """A RUN is sandboxed (docker's seccomp filter); --security=insecure runs privileged,
+    and only when the build was given --allow security.insecure, as BuildKit."""
+    dockerfile = """\
+FROM busybox
+RUN grep -E '^(Seccomp|CapEff):' /proc/self/status > /sandboxed
+RUN --security=insecure grep -E '^(Seccomp|CapEff):' /proc/self/status > /insecure
+"""
+    ctx = make_context({}, dockerfile)
+    with pytest.raises(BuildError, match=r"line 3: .*--allow security.insecure"):
+        do_build(store, ctx)
+    result = do_build(store, ctx, allow=frozenset({"security.insecure"}))
+    fs = rootfs_of(store, result, tmp_path / "fs")
+    sandboxed = dict(line.split(":\t") for line in (fs / "sandboxed").read_text().splitlines())
+    insecure = dict(line.split(":\t") for line in (fs / "insecure").read_text().splitlines())
+    assert sandboxed["Seccomp"] == "2" and insecure["Seccomp"] == "0"
+    assert int(insecure["CapEff"], 16) > int(sandboxed["CapEff"], 16)
+
+
+def test_allow_refuses_unknown_entitlements(tmp_path: Path) -> None:
+    from pallet_cli import Pallet
+
+    result = Pallet(tmp_path / "root")("build", "--allow", "device", str(tmp_path), check=False)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "error: invalid entitlement 'device' for --allow: expected one of network.host, "
+        "security.insecure"
+    )

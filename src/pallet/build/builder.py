@@ -152,6 +152,15 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
         for step in stage.steps:
             if step.copy is not None:
                 check_copy(step.copy, f"line {step.line}: {step.keyword}")
+            if (
+                step.run is not None
+                and step.run.security == "insecure"
+                and "security.insecure" not in options.allow
+            ):
+                raise BuildError(
+                    f"line {step.line}: RUN --security=insecure needs the security.insecure "
+                    "entitlement (pallet build --allow security.insecure)"
+                )
             for mount in step.run.mounts if step.run is not None else ():
                 if mount.type not in ("bind", "cache", "tmpfs", "secret", "ssh"):
                     raise BuildError(

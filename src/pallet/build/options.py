@@ -102,6 +102,23 @@ class BuildOptions:
     push: bool = False
     #: ``--ssh`` agents for ``RUN --mount=type=ssh``
     ssh: tuple[SshAgent, ...] = ()
+    #: ``--allow`` entitlements (BuildKit's): ``security.insecure`` lets
+    #: ``RUN --security=insecure`` run privileged; ``network.host`` is always granted
+    allow: frozenset[str] = frozenset()
     #: ``--cache-from`` / ``--cache-to`` OCI layouts of the step cache
     cache_from: tuple[CacheSpec, ...] = ()
     cache_to: tuple[CacheSpec, ...] = ()
+
+
+ENTITLEMENTS = ("network.host", "security.insecure")
+
+
+def parse_entitlements(values: tuple[str, ...]) -> frozenset[str]:
+    """``--allow`` values, refused unless BuildKit knows them."""
+    for value in values:
+        if value not in ENTITLEMENTS:
+            raise InvalidArgument(
+                f"invalid entitlement {value!r} for --allow: expected one of "
+                + ", ".join(ENTITLEMENTS)
+            )
+    return frozenset(values)

@@ -326,6 +326,9 @@ def run_command(
                 additional_gids=user.additional_gids,
                 network=network,
                 mounts=mounts,
+                # --security=insecure (the build was granted security.insecure): every
+                # capability, no seccomp filter, /proc and /sys unmasked, as BuildKit
+                privileged=run.security == "insecure",
             )
         )
         spec["hostname"] = "buildkitsandbox"  # what RUN sees under BuildKit (own uts ns)

@@ -53,6 +53,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option("--pull", is_flag=True, help="Always pull base images.")
 @click.option("--secret", "secrets", multiple=True, help="id=ID,src=FILE (or env=VAR).")
 @click.option("--ssh", "ssh", multiple=True, help="default or ID=SOCKET: an ssh-agent to forward.")
+@click.option(
+    "--allow", "allow", multiple=True, help="Entitlement: security.insecure, network.host."
+)
 @click.option("--cache-from", "cache_from", multiple=True, help="type=local,src=DIR")
 @click.option("--cache-to", "cache_to", multiple=True, help="type=local,dest=DIR")
 @click.option("--compression", type=click.Choice(["gzip", "zstd"]), default="gzip")
@@ -78,6 +81,7 @@ def build_cmd(
     pull: bool,
     secrets: tuple[str, ...],
     ssh: tuple[str, ...],
+    allow: tuple[str, ...],
     cache_from: tuple[str, ...],
     cache_to: tuple[str, ...],
     compression: str,
@@ -91,6 +95,7 @@ def build_cmd(
 ) -> None:
     """Build an image from a Dockerfile and a context directory."""
     from pallet.build import BuildOptions, Output, Progress, Secret, build
+    from pallet.build.options import parse_entitlements
     from pallet.build.rootfs import private_mount_namespace
     from pallet.store import Store
 
@@ -112,6 +117,7 @@ def build_cmd(
         pull=pull,
         secrets=tuple(Secret.parse(s) for s in secrets),
         ssh=_ssh_agents(ssh),
+        allow=parse_entitlements(allow),
         cache_from=_cache_specs(cache_from, "--cache-from"),
         cache_to=_cache_specs(cache_to, "--cache-to"),
         compression=compression,
