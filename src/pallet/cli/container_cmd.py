@@ -6,15 +6,15 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from pallet.cli import run_exec
+from pallet.cli.click_flags import click_flags
 from pallet.cli.context import CliContext
+from pallet.cli.flag_tables import CREATE_FLAGS, RUN_FLAGS
 from pallet.cli.run_exec import open_containers, run_container
-from pallet.cli.run_flags import CREATE_FLAGS, RUN_FLAGS, Flag
 from pallet.cli.table import echo_table
 from pallet.errors import InvalidArgument, PalletError
 from pallet.images.humanize import human_duration
@@ -27,32 +27,8 @@ def _containers(ctx: click.Context) -> Containers:
     return open_containers(cast(CliContext, ctx.obj).root)
 
 
-def _run_options(
-    flags: tuple[Flag, ...],
-) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """click options from the shared flag table (``pallet.cli.run_flags``)."""
-
-    def decorate(fn: Callable[..., None]) -> Callable[..., None]:
-        for flag in reversed(flags):
-            if flag.kind == "flag":
-                option = click.option(*flag.names, flag.dest, is_flag=True, help=flag.help)
-            else:
-                option = click.option(
-                    *flag.names,
-                    flag.dest,
-                    multiple=flag.kind == "multi",
-                    default=None if flag.kind == "multi" else flag.default,
-                    type=click.Choice(flag.choices) if flag.choices else flag.convert,
-                    help=flag.help,
-                )
-            fn = option(fn)
-        return fn
-
-    return decorate
-
-
 @click.command("run", context_settings={"allow_interspersed_args": False})
-@_run_options(RUN_FLAGS)
+@click_flags(RUN_FLAGS)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
@@ -62,7 +38,7 @@ def run_cmd(ctx: click.Context, /, **kw: Any) -> None:
 
 
 @click.command("create", context_settings={"allow_interspersed_args": False})
-@_run_options(CREATE_FLAGS)
+@click_flags(CREATE_FLAGS)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context

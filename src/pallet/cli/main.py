@@ -1,8 +1,8 @@
 """The ``pallet`` entry point.
 
-It imports nothing heavy: ``pallet run`` in its common forms starts through the click-free
-fast path (``pallet.cli.fast_run``); every other command line goes to the click group in
-``pallet.cli.app``.
+It imports nothing heavy: ``pallet run`` and ``pallet push`` in their common forms start
+through the click-free fast path (``pallet.cli.fast_path``); every other command line goes
+to the click group in ``pallet.cli.app``.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if "run" in args[:3]:
-        from pallet.cli.fast_run import try_run
+    if "run" in args[:3] or "push" in args[:3]:
+        from pallet.cli.fast_path import try_fast
 
-        try_run(args)
+        try_fast(args, hard_exit=argv is None)
     from pallet.cli.app import main as click_main
 
     click_main(argv)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
+from pallet.cli.click_flags import click_flags
 from pallet.cli.context import CliContext
+from pallet.cli.flag_tables import DEFAULT_CONCURRENCY, PUSH_FLAGS
 from pallet.errors import InvalidArgument
 from pallet.oci.platform import Platform
 from pallet.transport.registry_credentials import Credentials
@@ -15,7 +18,6 @@ from pallet.transport.registry_ref import ImageRef
 
 # The transfer modules import aiohttp; they are imported by the commands that use them
 # so that every other pallet command starts without it.
-DEFAULT_CONCURRENCY = 3
 
 
 def _familiar(image: ImageRef) -> str:
@@ -74,39 +76,14 @@ def pull_cmd(
 
 
 @click.command("push")
-@click.option("-a", "--all-tags", is_flag=True, help="Push every tag of the repository.")
-@click.option(
-    "--max-concurrent-uploads",
-    type=click.IntRange(1, 32),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    help="Layers uploaded at once.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click_flags(PUSH_FLAGS)
 @click.argument("ref")
 @click.pass_obj
-def push_cmd(
-    obj: CliContext, all_tags: bool, max_concurrent_uploads: int, quiet: bool, ref: str
-) -> None:
+def push_cmd(obj: CliContext, /, **kw: Any) -> None:
     """Push an image (or, with --all-tags, every tag of its repository) to a registry."""
-    from pallet.transport.registry_push import push, tags_to_push
+    from pallet.cli.push_exec import push_refs
 
-    image = ImageRef.parse(ref)
-    if all_tags and ref.rsplit("/", 1)[-1].count(":"):
-        raise InvalidArgument(f"{ref}: --all-tags takes a repository name without a tag")
-    if not quiet:
-        click.echo(f"The push refers to repository [{image.name}]")
-    for name in tags_to_push(obj.store_root, ref, all_tags):
-        progress = make_progress(quiet)
-        try:
-            result = push(
-                name, obj.store_root, max_concurrent=max_concurrent_uploads, progress=progress
-            )
-        finally:
-            progress.close()
-        if not quiet:
-            tag = ImageRef.parse(name).tag or "latest"
-            click.echo(f"{tag}: digest: {result.digest} size: {result.size}")
+    push_refs(obj.root, kw)
 
 
 @click.command("login")

@@ -1,5 +1,5 @@
 """What ``pallet run`` and ``pallet create`` do once their flags are parsed, free of click
-so the fast path (``pallet.cli.fast_run``) and the click commands share it."""
+so the fast path (``pallet.cli.fast_path``) and the click commands share it."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
-"""``pallet run`` without click: the fast path for the command whose start-up users feel.
+"""``pallet run`` and ``pallet push`` without click: the fast path for the commands whose
+start-up users feel.
 
 Importing click costs about as much as starting a small container, so ``main`` first
-offers the arguments to :func:`parse`. It understands the forms docker users type
-(``--flag``, ``--flag value``, ``--flag=value``, ``-e V``, ``-eV``, clusters such as
-``-dit``, ``--``, and a leading ``--root``) from the same flag table as the click command.
-Anything else (``--help``, an unknown or malformed flag, a bad choice or number) returns
-None and the click command handles it, with click's messages.
+offers the arguments to :func:`parse`. It understands the forms users type (``--flag``,
+``--flag value``, ``--flag=value``, ``-e V``, ``-eV``, clusters such as ``-dit``, ``--``,
+and a leading ``--root``) from the same flag tables as the click commands
+(``pallet.cli.flag_tables``). Anything else (``--help``, an unknown or malformed flag, a
+bad choice or number) returns None and the click command handles it, with its messages.
 """
 
 from __future__ import annotations
@@ -15,13 +16,25 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from pallet.cli.run_flags import RUN_FLAGS, Flag, defaults
-
-_BY_NAME: dict[str, Flag] = {name: flag for flag in RUN_FLAGS for name in flag.names}
+from pallet.cli.flag_tables import PUSH_FLAGS, RUN_FLAGS, Flag, defaults
 
 
 class _Unhandled(Exception):
     """The arguments need the click command (help, errors, rare forms)."""
+
+
+class _Command:
+    """A command's flags, and how its positional arguments are named."""
+
+    def __init__(self, flags: tuple[Flag, ...], interspersed: bool) -> None:
+        self.flags = flags
+        self.by_name = {name: flag for flag in flags for name in flag.names}
+        # run: flags stop at the image (the rest is the container's command);
+        # push: flags may come after its one argument, as click allows
+        self.interspersed = interspersed
+
+
+_COMMANDS = {"run": _Command(RUN_FLAGS, interspersed=False), "push": _Command(PUSH_FLAGS, True)}
 
 
 def _store(kw: dict[str, object], flag: Flag, value: str | None) -> None:
@@ -40,23 +53,28 @@ def _store(kw: dict[str, object], flag: Flag, value: str | None) -> None:
             raise _Unhandled from None
     if flag.choices and value not in flag.choices:
         raise _Unhandled
+    if flag.bounds is not None and not flag.bounds[0] <= int(value) <= flag.bounds[1]:
+        raise _Unhandled
     if flag.kind == "multi":
         kw[flag.dest] = (*kw[flag.dest], converted)  # type: ignore[misc]
     else:
         kw[flag.dest] = converted
 
 
-def _parse_run(args: list[str]) -> dict[str, object]:
-    kw = defaults(RUN_FLAGS)
+def _parse_args(command: _Command, args: list[str]) -> tuple[dict[str, object], list[str]]:
+    """(flag keywords, positional arguments) of one command line."""
+    kw = defaults(command.flags)
+    positional: list[str] = []
     i = 0
     while i < len(args):
         arg = args[i]
         i += 1
         if arg == "--":
+            positional += args[i:]
             break
         if arg.startswith("--"):
             name, eq, inline = arg.partition("=")
-            flag = _BY_NAME.get(name)
+            flag = command.by_name.get(name)
             if flag is None:
                 raise _Unhandled
             if eq:
@@ -69,7 +87,7 @@ def _parse_run(args: list[str]) -> dict[str, object]:
             continue
         if arg.startswith("-") and arg != "-":
             for pos in range(1, len(arg)):
-                flag = _BY_NAME.get("-" + arg[pos])
+                flag = command.by_name.get("-" + arg[pos])
                 if flag is None:
                     raise _Unhandled
                 if flag.kind == "flag":
@@ -83,18 +101,29 @@ def _parse_run(args: list[str]) -> dict[str, object]:
                     i += 1
                 break
             continue
-        i -= 1
-        break
-    if i >= len(args) or args[i] == "-":
-        raise _Unhandled  # no image: click's usage error
-    kw["image"] = args[i]
-    kw["command"] = tuple(args[i + 1 :])
+        positional.append(arg)
+        if not command.interspersed:
+            positional += args[i:]
+            break
+    return kw, positional
+
+
+def _parse_command(name: str, args: list[str]) -> dict[str, object]:
+    kw, positional = _parse_args(_COMMANDS[name], args)
+    if not positional or positional[0] == "-":
+        raise _Unhandled  # no argument (click's usage error), or "-" (rare: click decides)
+    if name == "run":
+        kw["image"], kw["command"] = positional[0], tuple(positional[1:])
+    else:
+        if len(positional) != 1:
+            raise _Unhandled
+        kw["ref"] = positional[0]
     return kw
 
 
-def parse(argv: list[str]) -> tuple[Path | None, dict[str, object]] | None:
-    """``(--root or None, run keywords)`` for a ``run`` command line; None if click must
-    handle it."""
+def parse(argv: list[str]) -> tuple[str, Path | None, dict[str, object]] | None:
+    """``(command, --root or None, keywords)`` for a ``run`` or ``push`` command line; None
+    if click must handle it."""
     root: Path | None = None
     i = 0
     while i < len(argv) and argv[i].startswith("--root"):
@@ -106,27 +135,34 @@ def parse(argv: list[str]) -> tuple[Path | None, dict[str, object]] | None:
             return None
         if os.path.isfile(root):
             return None  # click's "is a file" error
-    if i >= len(argv) or argv[i] != "run":
+    if i >= len(argv) or argv[i] not in _COMMANDS:
         return None
     try:
-        return root, _parse_run(argv[i + 1 :])
+        return argv[i], root, _parse_command(argv[i], argv[i + 1 :])
     except _Unhandled:
         return None
 
 
-def try_run(argv: list[str]) -> None:
-    """Run the container and exit if the fast path understands ``argv``; else return."""
+def try_fast(argv: list[str], *, hard_exit: bool = False) -> None:
+    """Run the command and exit if the fast path understands ``argv``; else return.
+    ``hard_exit`` (the console entry point only, never a caller in the same process)
+    skips the interpreter's teardown."""
     parsed = parse(argv)
     if parsed is None:
         return
     from pallet.errors import PalletError
 
-    root, kw = parsed
+    command, root, kw = parsed
     code = 0
     try:
-        from pallet.cli.run_exec import run_container
+        if command == "run":
+            from pallet.cli.run_exec import run_container
 
-        run_container(root, kw)
+            run_container(root, kw)
+        else:
+            from pallet.cli.push_exec import push_refs
+
+            push_refs(root, kw)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except PalletError as exc:
@@ -135,7 +171,9 @@ def try_run(argv: list[str]) -> None:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         code = 130
-    _exit_now(code)
+    if hard_exit:
+        _exit_now(code)
+    sys.exit(code)
 
 
 def _exit_now(code: int) -> NoReturn:

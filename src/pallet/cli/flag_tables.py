@@ -1,8 +1,9 @@
-"""The flags of ``pallet run`` and ``pallet create``, as plain data.
+"""The flags of the commands whose start-up users feel (``run``, ``create``, ``push``), as
+plain data.
 
 One table serves two parsers: the click command (help, errors, every unusual form) and
-the click-free fast path that starts a container without importing click (see
-``pallet.cli.fast_run``). Keeping both on this table is what keeps them in agreement.
+the click-free fast path that runs the command without importing click (see
+``pallet.cli.fast_path``). Keeping both on this table is what keeps them in agreement.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ class Flag(NamedTuple):
     default: object = None
     choices: tuple[str, ...] = ()
     help: str | None = None
+    bounds: tuple[int, int] | None = None  # an int's inclusive range
 
 
 NETWORKS = ("none", "host", "private", "bridge", "default")
@@ -57,6 +59,16 @@ CREATE_FLAGS: tuple[Flag, ...] = (
 DETACH = Flag(("-d", "--detach"), "detach", "flag", help="Run in the background and print the ID.")
 
 RUN_FLAGS: tuple[Flag, ...] = (DETACH, *CREATE_FLAGS)
+
+#: registry transfers at once unless told otherwise (docker's default)
+DEFAULT_CONCURRENCY = 3
+
+PUSH_FLAGS: tuple[Flag, ...] = (
+    Flag(("-a", "--all-tags"), "all_tags", "flag", help="Push every tag of the repository."),
+    Flag(("--max-concurrent-uploads",), "max_concurrent_uploads", "value", convert=int,
+         default=DEFAULT_CONCURRENCY, bounds=(1, 32), help="Layers uploaded at once."),
+    Flag(("-q", "--quiet"), "quiet", "flag", help="Print nothing but errors."),
+)  # fmt: skip
 
 
 def defaults(flags: tuple[Flag, ...]) -> dict[str, object]:

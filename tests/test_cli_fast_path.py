@@ -1,5 +1,5 @@
-"""The click-free ``pallet run`` parser must read every command line exactly as the click
-command does, and hand everything it does not understand to click."""
+"""The click-free parser of ``pallet run`` and ``pallet push`` must read every command line
+exactly as the click commands do, and hand everything it does not understand to click."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import click
 import pytest
 
 from pallet.cli.container_cmd import run_cmd
-from pallet.cli.fast_run import parse
+from pallet.cli.fast_path import parse
+from pallet.cli.registry_client_cmd import push_cmd
 from pallet_cli import Pallet
 
 AGREE = [
@@ -54,8 +55,8 @@ def _click_params(args: list[str]) -> dict[str, object]:
 def test_fast_parser_agrees_with_click(args: list[str]) -> None:
     parsed = parse(["run", *args])
     assert parsed is not None, "the fast path should handle this command line"
-    root, kw = parsed
-    assert root is None
+    command, root, kw = parsed
+    assert (command, root) == ("run", None)
     assert kw == _click_params(args)
 
 
@@ -76,6 +77,7 @@ def test_an_image_named_dash_goes_to_click() -> None:
 
 def test_global_root_before_run(tmp_path) -> None:
     assert parse(["--root", str(tmp_path), "run", "busybox"]) == (
+        "run",
         tmp_path,
         _click_params(["busybox"]),
     )
@@ -102,3 +104,53 @@ def test_cli_run_through_both_paths_behaves_the_same(tmp_path) -> None:
     ]
     helped = pallet("run", "--help")
     assert "--publish" in helped.stdout and "Usage: pallet run" in helped.stdout
+
+
+PUSH_AGREE = [
+    ["localhost:5000/a:1"],
+    ["-q", "localhost:5000/a:1"],
+    ["localhost:5000/a:1", "-q"],  # click lets push's flags follow its argument
+    ["-aq", "localhost:5000/a"],
+    ["--all-tags", "--max-concurrent-uploads", "8", "localhost:5000/a"],
+    ["--max-concurrent-uploads=1", "--quiet", "--", "localhost:5000/a:1"],
+]
+PUSH_TO_CLICK = [
+    [],
+    ["a", "b"],
+    ["--max-concurrent-uploads", "0", "a"],  # out of click's IntRange(1, 32)
+    ["--max-concurrent-uploads", "33", "a"],
+    ["--max-concurrent-uploads", "x", "a"],
+    ["--bogus", "a"],
+]
+
+
+@pytest.mark.parametrize("args", PUSH_AGREE, ids=" ".join)
+def test_fast_push_parser_agrees_with_click(args: list[str]) -> None:
+    parsed = parse(["push", *args])
+    assert parsed is not None
+    command, root, kw = parsed
+    assert (command, root) == ("push", None)
+    assert kw == dict(push_cmd.make_context("push", list(args)).params)
+
+
+@pytest.mark.parametrize("args", PUSH_TO_CLICK, ids=" ".join)
+def test_push_lines_the_fast_parser_refuses_are_click_errors(args: list[str]) -> None:
+    assert parse(["push", *args]) is None
+    with pytest.raises(click.UsageError):
+        push_cmd.make_context("push", list(args))
+
+
+def test_cli_push_fast_path_errors(tmp_path) -> None:
+    """Through the real entry point: the fast path's error is one line and exit 1, as the
+    click command's was; a bad flag still gets click's message, in docker's form."""
+    pallet = Pallet(tmp_path / "root")
+    missing = pallet("push", "-q", "127.0.0.1:9/nosuch:1", check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines() == [
+        "error: no image named '127.0.0.1:9/nosuch:1' in the store"
+    ]
+    bad = pallet("push", "--max-concurrent-uploads", "0", "x", check=False)
+    assert bad.returncode == 125
+    assert bad.stderr.splitlines()[0].startswith(
+        "error: Invalid value for '--max-concurrent-uploads'"
+    )
