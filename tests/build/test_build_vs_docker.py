@@ -41,7 +41,14 @@ from typing import Any
 
 import pytest
 from build_kit import Files, pallet_cli
-from test_build_vs_buildah import CONTEXT, DOCKERFILE, _oci_image, _pallet_image, _tree
+from test_build_vs_buildah import (
+    _CONFIG_FIELDS,
+    CONTEXT,
+    DOCKERFILE,
+    _oci_image,
+    _pallet_image,
+    _tree,
+)
 
 import docker_daemon
 from pallet.store import Store
@@ -51,18 +58,6 @@ pytestmark = [pytest.mark.root, pytest.mark.overlay, pytest.mark.runtime, pytest
 private_dockerd = docker_daemon.dockerd_fixture  # the session fixture `dockerd`, here too
 
 MakeContext = Callable[..., Path]
-
-_CONFIG_FIELDS = (
-    "Env",
-    "Cmd",
-    "Entrypoint",
-    "WorkingDir",
-    "User",
-    "ExposedPorts",
-    "Labels",
-    "Volumes",
-    "StopSignal",
-)
 
 
 def _archive(files: dict[str, bytes]) -> bytes:
