@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pallet.build.fsops import Owner, make_dirs, secure_join
 from pallet.build.sources import ContextTree, SourceTree, clean
@@ -204,10 +203,12 @@ def _user_mounts(
                     )
                 continue
             dest = target or f"/run/buildkit/ssh_agent.{ssh_index - 1}"
+            from pallet.build.ssh_forward import agent_socket  # only ssh mounts need it
+
             relay = env.scratch / f"ssh-{secrets.token_hex(6)}.sock"
             perms = mount.mode if mount.mode is not None else 0o600
             stack.enter_context(
-                _agent_socket(upstream, relay, mount.uid or 0, mount.gid or 0, perms)
+                agent_socket(upstream, relay, mount.uid or 0, mount.gid or 0, perms)
             )
             out.append(Mount(dest, str(relay), "bind", ("rbind", "rw")))
             # BuildKit points SSH_AUTH_SOCK at the first agent unless the image sets it
@@ -421,9 +422,3 @@ def _pump(
         line = raw.decode("utf-8", "replace").rstrip("\n")
         tail.append(line)
         on_line(line)
-
-
-def _agent_socket(*args: Any, **kwargs: Any) -> Any:
-    from pallet.build.ssh_forward import agent_socket  # only RUN --mount=type=ssh needs it
-
-    return agent_socket(*args, **kwargs)
