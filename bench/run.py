@@ -146,6 +146,15 @@ def _rows_in_child(name: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _compile_bytecode() -> None:
+    """Fresh .pyc files for pallet, as a wheel install leaves them: with an editable install
+    and PYTHONDONTWRITEBYTECODE set, every CLI start would otherwise recompile edited modules."""
+    src = HERE.parent / "src" / "pallet"
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(src)], check=True, stdout=subprocess.DEVNULL
+    )
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--rows"]:
         print(json.dumps(_load(BENCHMARKS[argv[1]][0]).run(), default=str))
@@ -155,6 +164,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"error: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
         return 2
+    _compile_bytecode()
     machine = _machine()
     sections: dict[str, str] = {}
     failed = False
