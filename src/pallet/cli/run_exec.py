@@ -100,7 +100,8 @@ def make_options(kw: dict[str, Any], detach: bool) -> RunOptions:
         add_hosts=tuple(kw["add_hosts"]),
         dns=tuple(kw["dns"]),
         labels=tuple((lbl.partition("=")[0], lbl.partition("=")[2]) for lbl in kw["labels"]),
-        tty=kw["tty"] and not detach and sys.stdin.isatty(),
+        # detached (run -d, create): the monitor keeps the pty and logs its output
+        tty=kw["tty"] and (detach or sys.stdin.isatty()),
         interactive=kw["interactive"],
         restart=kw["restart"],
         init=kw["init"],

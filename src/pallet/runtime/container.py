@@ -351,15 +351,17 @@ class Containers:
         stdout: int | IO[Any] | None,
         stderr: int | IO[Any] | None,
         on_started: Callable[[], None] | None = None,
+        console_out: int | None = None,
     ) -> int:
         """Start the container and wait for it, restarting it as its policy says: the
-        monitor's work. Returns the exit code (125/126/127 when it could not be started)."""
+        monitor's work. Returns the exit code (125/126/127 when it could not be started).
+        A detached ``-t`` container's terminal output goes to ``console_out``."""
         _become_subreaper()
         policy = parse_restart(record.restart_policy)
         if record.stop_requested:
             record = self.records.set_state(record, stop_requested=False)
         while True:
-            status = self._run_once(record, stdin, stdout, stderr, on_started)
+            status = self._run_once(record, stdin, stdout, stderr, on_started, console_out)
             on_started = None
             if policy.name == "no":
                 return status
@@ -382,7 +384,12 @@ class Containers:
         stdout: int | IO[Any] | None,
         stderr: int | IO[Any] | None,
         on_started: Callable[[], None] | None,
+        console_out: int | None = None,
     ) -> int:
+        if record.tty and console_out is not None:  # detached -t: the monitor keeps the pty
+            from pallet.runtime.console import run_with_console
+
+            return run_with_console(self, record, console_out, on_started)
         cdir = self.dir(record.id)
         pid_file = cdir / "init.pid"
         pid_file.unlink(missing_ok=True)
@@ -823,7 +830,12 @@ def monitor_main(argv: list[str]) -> None:
 
     try:
         containers.run_monitored(
-            record, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w, on_started=started
+            record,
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=err_w,
+            on_started=started,
+            console_out=out_w if record.tty else None,
         )
     except PalletError as exc:
         writer.write("stderr", f"error: {exc}\n".encode())
