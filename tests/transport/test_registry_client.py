@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -153,6 +154,48 @@ def test_push_of_a_manifest_the_registry_holds_only_sets_the_tag(
     assert not [r for r in after if "/blobs/" in r[1]]
     assert ("PUT", "/v2/app/manifests/v2") in after
     assert pull(second, tmp_path / "dest").digest == image.digest
+
+
+def test_push_of_an_image_the_tag_already_names_sends_nothing(
+    tmp_path: Path, registry: Registry
+) -> None:
+    image = make_image()
+    name = f"{registry.host}/app:v1"
+    root = seed_store(tmp_path, name, image)
+    push(name, root)
+    seen = len(registry_requests(registry))
+
+    again = push(name, root)
+
+    assert (again.uploaded, again.mounted, again.digest) == (0, 0, image.digest)
+    assert again.size == len(image.manifest)
+    after = registry_requests(registry)[seen:]
+    assert [method for method, _ in after if method not in ("GET", "HEAD")] == []
+    assert ("HEAD", "/v2/app/manifests/v1") in after
+    assert not [r for r in after if "/blobs/" in r[1]]
+
+
+def test_push_of_an_image_in_place_does_not_load_aiohttp(
+    tmp_path: Path, registry: Registry
+) -> None:
+    # what keeps a no-op push short: its few requests go through the blocking client
+    image = make_image()
+    name = f"{registry.host}/app:v1"
+    root = seed_store(tmp_path, name, image)
+    push(name, root)
+    code = (
+        "import sys; from pathlib import Path; "
+        "from pallet.transport.registry_push import push; "
+        "r = push(sys.argv[1], Path(sys.argv[2])); "
+        "print(r.digest, r.uploaded, sorted(m for m in ('aiohttp', 'asyncio') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, name, str(root)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert out == [image.digest, "0", "[]"]
 
 
 def test_blob_reads_return_exactly_what_was_asked(tmp_path: Path, registry: Registry) -> None:

@@ -101,6 +101,27 @@ def test_token_auth_anonymous_pull_and_authenticated_push(
     assert tokens.requests and not any(r["authorization"] for r in tokens.requests)
 
 
+def test_push_of_an_image_in_place_authenticates_as_any_push(
+    tmp_path: Path, token_registry: tuple[Registry, TokenServer], isolated_home: Path
+) -> None:
+    registry, tokens = token_registry
+    image = make_image()
+    name = f"{registry.host}/app:v1"
+    root = seed_store(tmp_path, name, image)
+    write_docker_config(isolated_home, registry.host, USER, PASSWORD)
+    push(name, root)
+    tokens.requests.clear()
+
+    again = push(name, root)
+
+    assert (again.uploaded, again.digest) == (0, image.digest)
+    assert tokens.requests and all(r["authorization"] for r in tokens.requests)
+    write_docker_config(isolated_home, registry.host, USER, "nope")
+    with pytest.raises(AuthenticationError, match="incorrect username or password") as info:
+        push(name, root)
+    assert "nope" not in str(info.value)
+
+
 def test_token_auth_wrong_password_names_the_token_servers_reason(
     tmp_path: Path, token_registry: tuple[Registry, TokenServer], isolated_home: Path
 ) -> None:

@@ -138,6 +138,11 @@ def test_certs_d_ca_verifies_a_tls_registry(tmp_path: Path, isolated_home: Path)
         load_into_store(tmp_path / "src", layout, "img", name)
         assert push(name, tmp_path / "src").digest == image.digest
         assert pull(name, tmp_path / "dest").digest == image.digest
+        # again, with the blocking client alone (the image is in place): same trust
+        assert push(name, tmp_path / "src").uploaded == 0
+        (certs_d / "ca.crt").write_bytes(pem(wrong_ca))
+        with pytest.raises(TransportError, match=host):
+            push(name, tmp_path / "src")
     finally:
         reg.stop()
 

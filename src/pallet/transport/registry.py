@@ -22,15 +22,13 @@ from pallet.oci.digest import Digest
 from pallet.transport.base import ManifestBlob
 from pallet.transport.registry_blobs import RemoteBlob
 from pallet.transport.registry_config import RegistriesConfig, api_host
-from pallet.transport.registry_credentials import Credentials, DockerConfig
+from pallet.transport.registry_credentials import Credentials, DockerConfig, credentials_loader
+from pallet.transport.registry_endpoint import ACCEPT_MANIFESTS
 from pallet.transport.registry_http import RegistryHttp
 from pallet.transport.registry_ref import ImageRef
 from pallet.transport.registry_upload import BlobUpload
 
 MAX_MANIFEST_SIZE = 4 << 20
-ACCEPT_MANIFESTS = ", ".join(
-    [mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST_LIST, mt.DOCKER_MANIFEST]
-)
 
 #: ``on_blob(event, descriptor, amount)``: events "bytes" (amount = byte count),
 #: "exists", "mounted", "pushed", "verified"
@@ -46,17 +44,7 @@ def connect(
 ) -> RegistryHttp:
     """An HTTP client for ``registry`` (a reference's domain) with the user's credentials."""
     config = config or RegistriesConfig.load()
-    if credentials is not None:
-        fixed = credentials
-
-        def load() -> Credentials:
-            return fixed
-    else:
-        store = docker_config or DockerConfig()
-
-        def load() -> Credentials:
-            return store.get(registry)
-
+    load = credentials_loader(registry, credentials=credentials, docker_config=docker_config)
     return RegistryHttp(registry, config=config, credentials=load, endpoint=api_host(registry))
 
 

@@ -127,6 +127,16 @@ class Authenticator:
     def forget(self, scopes: Iterable[str]) -> None:
         self._tokens.pop(tuple(sorted(scopes)), None)
 
+    def challenged(self, status: int, www_authenticate: str | None, scopes: Iterable[str]) -> bool:
+        """Whether a request answered ``status`` deserves one more try with fresh auth:
+        a 401's challenge may ask for another scope or scheme, so it is learned and the
+        token for ``scopes`` dropped."""
+        if status != 401 or not www_authenticate:
+            return False
+        self.learn(www_authenticate)
+        self.forget(scopes)
+        return True
+
     async def header(self, scopes: Iterable[str], fetch: TokenFetcher) -> str | None:
         """The ``Authorization`` value for a request needing ``scopes``; None when the
         registry has not asked for auth (yet)."""

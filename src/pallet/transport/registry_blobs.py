@@ -22,13 +22,13 @@ from yarl import URL
 
 from pallet.errors import TransportError
 from pallet.oci.descriptor import Descriptor
+from pallet.transport.registry_endpoint import describe_exc
 from pallet.transport.registry_http import (
     ATTEMPTS,
     NETWORK_ERRORS,
     Cancelled,
     RegistryHttp,
     backoff,
-    describe_exc,
 )
 
 MAX_REDIRECTS = 5

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -231,3 +232,18 @@ class CredentialHelper:
                 return False
             raise self._fail("erase", proc)
         return True
+
+
+def credentials_loader(
+    registry: str,
+    *,
+    credentials: Credentials | None = None,
+    docker_config: DockerConfig | None = None,
+) -> Callable[[], Credentials]:
+    """What gives a client ``registry``'s credentials when it first needs them: the ones
+    given, else the user's (``config.json``, a credential helper)."""
+    if credentials is not None:
+        fixed = credentials
+        return lambda: fixed
+    store = docker_config or DockerConfig()
+    return lambda: store.get(registry)

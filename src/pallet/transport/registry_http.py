@@ -22,19 +22,27 @@ from pallet.transport import aiohttp_loader  # noqa: F401  (before aiohttp: see 
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from pallet.errors import AuthenticationError, TransportError
-from pallet.transport.registry_auth import Authenticator, TokenReply, token_error_message
-from pallet.transport.registry_config import RegistriesConfig, is_loopback
+from pallet.errors import TransportError
+from pallet.transport.registry_auth import Authenticator, TokenReply
+from pallet.transport.registry_config import RegistriesConfig
 from pallet.transport.registry_credentials import Credentials
-from pallet.transport.registry_tls import tls_context
+from pallet.transport.registry_endpoint import (
+    MAX_ERROR_BODY,
+    MAX_TOKEN_BODY,
+    USER_AGENT,
+    Unreachable,
+    describe_exc,
+    find_base,
+    path_of,
+    reply_error,
+    token_tls,
+)
 
 T = TypeVar("T")
 
-USER_AGENT = "pallet/0.1"
 ATTEMPTS = 5
 BACKOFF_START = 0.1
 BACKOFF_MAX = 2.0
-MAX_ERROR_BODY = 64 << 10
 READ_BUFFER = 4 << 20
 CANCEL_POLL = 0.2
 #: errors that mean the connection broke, worth a retry
@@ -176,44 +184,21 @@ class RegistryHttp:
         return self._base
 
     async def _ping(self) -> None:
-        http_ok = self.config.allows_http(self.endpoint)
-        schemes = [self._forced_scheme] if self._forced_scheme else ["https"]
-        if http_ok and not self._forced_scheme:
-            schemes.append("http")
-        last: BaseException | None = None
-        for scheme in schemes:
-            if scheme == "http" and not http_ok:
-                raise TransportError(
-                    f"{self.endpoint}: plain http is only used for localhost and registries "
-                    "listed as insecure in registries.toml"
-                )
-            ctx: ssl.SSLContext | bool = False
-            if scheme == "https":
-                # Loopback registries are trusted as Docker trusts them, unless the user
-                # gave CA certificates for them in certs.d.
-                verify = not self.config.is_insecure(self.endpoint) and (
-                    not is_loopback(self.endpoint)
-                    or bool(self.config.host_cert_dirs(self.endpoint))
-                )
-                ctx = tls_context(self.endpoint, self.config, verify=verify)
-            base = f"{scheme}://{self.endpoint}"
+        async def get(url: str, tls: ssl.SSLContext | bool) -> tuple[int, str | None]:
             try:
-                reply = await self._raw_reply("GET", base + "/v2/", {}, None, ctx)
+                reply = await self._raw_reply("GET", url, {}, None, tls)
             except PING_ERRORS as exc:
-                last = exc
-                continue
-            if reply.status == 401:
-                self.auth.learn(reply.header("WWW-Authenticate"))
-            elif reply.status >= 500:
-                last = TransportError(f"answered {reply.status}")
-                continue
-            elif reply.status not in (200, 401):
-                raise TransportError(
-                    f"{self.endpoint}: not a registry (GET /v2/ answered {reply.status})"
-                )
-            self._base, self._ssl = base, ctx
-            return
-        raise TransportError(f"{self.endpoint}: cannot connect: {describe_exc(last)}")
+                raise Unreachable(describe_exc(exc)) from None
+            return reply.status, reply.header("WWW-Authenticate")
+
+        self._base, self._ssl = await find_base(
+            self.endpoint, self.config, self._forced_scheme, get, self.auth
+        )
+
+    def take_over(self, base: str, tls: ssl.SSLContext | bool, auth: Authenticator) -> None:
+        """Continue where the blocking client (:mod:`registry_probe`) left off: its
+        endpoint, TLS context and authentication state (challenge, tokens)."""
+        self._base, self._ssl, self.auth = base, tls, auth
 
     # -- requests -----------------------------------------------------------------------
 
@@ -236,10 +221,7 @@ class RegistryHttp:
     async def _token_fetch(
         self, method: str, url: str, headers: dict[str, str], form: dict[str, str] | None
     ) -> TokenReply:
-        ctx: ssl.SSLContext | bool = False
-        if url.startswith("https://"):
-            host = url.split("/", 3)[2]
-            ctx = tls_context(host, self.config, verify=not self.config.is_insecure(host))
+        ctx = token_tls(url, self.config)
         for attempt in range(ATTEMPTS):
             try:
                 reply = await self._raw_reply(method, url, headers, form, ctx, MAX_TOKEN_BODY)
@@ -292,18 +274,15 @@ class RegistryHttp:
                 attempt += 1
                 if not retry or attempt >= ATTEMPTS:
                     raise TransportError(
-                        f"{self.registry}: {method} {_path_of(url)}: {describe_exc(exc)}"
+                        f"{self.registry}: {method} {path_of(url)}: {describe_exc(exc)}"
                     ) from None
                 await asyncio.sleep(backoff(attempt - 1))
                 continue
-            challenge = resp.headers.get("WWW-Authenticate")
-            if resp.status == 401 and challenge and not reauthed:
-                # The challenge may ask for a different scope or scheme: learn it and
-                # retry once with a fresh token.
+            if not reauthed and self.auth.challenged(
+                resp.status, resp.headers.get("WWW-Authenticate"), scopes
+            ):
                 reauthed = True
                 resp.release()
-                self.auth.learn(challenge)
-                self.auth.forget(scopes)
                 continue
             if resp.status >= 500 and retry and attempt + 1 < ATTEMPTS:
                 attempt += 1
@@ -335,7 +314,7 @@ class RegistryHttp:
             except NETWORK_ERRORS as exc:
                 if not retry or attempt + 1 == ATTEMPTS:
                     raise TransportError(
-                        f"{self.registry}: {method} {_path_of(path)}: {describe_exc(exc)}"
+                        f"{self.registry}: {method} {path_of(path)}: {describe_exc(exc)}"
                     ) from None
                 await asyncio.sleep(backoff(attempt))
             finally:
@@ -344,28 +323,4 @@ class RegistryHttp:
 
     def error(self, what: str, reply: Reply) -> TransportError:
         """The error for an unexpected answer about ``what``, with the registry's words."""
-        message = token_error_message(reply.body) if reply.body else f"HTTP {reply.status}"
-        if reply.status == 401:
-            return AuthenticationError(f"{what}: unauthorized: {message}")
-        if reply.status == 403:
-            return AuthenticationError(f"{what}: denied: {message}")
-        return TransportError(f"{what}: {message} (HTTP {reply.status})")
-
-
-MAX_TOKEN_BODY = 1 << 20
-
-
-def _path_of(url: str) -> str:
-    if url.startswith(("http://", "https://")):
-        rest = url.split("/", 3)
-        return "/" + rest[3].split("?", 1)[0] if len(rest) > 3 else "/"
-    return url.split("?", 1)[0]
-
-
-def describe_exc(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown error"
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]
+        return reply_error(what, reply.status, reply.body)

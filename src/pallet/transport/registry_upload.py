@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from pallet.errors import TransportError
 from pallet.oci.descriptor import Descriptor
+from pallet.transport.registry_endpoint import describe_exc
 from pallet.transport.registry_file_body import FileRangePayload
 from pallet.transport.registry_http import (
     ATTEMPTS,
@@ -20,7 +21,6 @@ from pallet.transport.registry_http import (
     RegistryHttp,
     Reply,
     backoff,
-    describe_exc,
 )
 
 if TYPE_CHECKING:
