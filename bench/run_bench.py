@@ -1,10 +1,11 @@
-"""``pallet run --rm busybox true`` beside ``podman run --rm``, ``docker run --rm`` and a
-bare ``runc run``.
+"""``pallet run --rm busybox true`` beside ``podman run --rm``, ``docker run --rm`` and
+bare ``crun run`` and ``runc run``.
 
 All run the same busybox root filesystem with no network: podman from a scratch
 root (vfs, runc, cgroupfs) with the image made by ``podman import`` of the same rootfs
 tar; docker against a private dockerd (bench/dockerd.py) with the image from ``docker
-import`` of that tar; runc from a prepared bundle. Then 50 pallet containers started
+import`` of that tar; crun and runc from a prepared bundle, crun run as pallet runs it
+(on a hybrid cgroup host: in a mount namespace of its own without the v2 hierarchy). Then 50 pallet containers started
 and removed back to back, and the peak RSS of ``pallet run -d`` and of its detached
 monitor.
 """
@@ -49,7 +50,7 @@ def _median_seconds(cmd: list[str], repeat: int = REPEAT) -> float:
     return statistics.median(times)
 
 
-def _runc_bundle(work: Path, rootfs: Path) -> Path:
+def _bundle(work: Path, rootfs: Path) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
     from pallet.runtime.spec import SpecOptions, build_spec
 
@@ -59,6 +60,23 @@ def _runc_bundle(work: Path, rootfs: Path) -> Path:
                                   env=["PATH=/bin:/usr/bin"]))  # fmt: skip
     (bundle / "config.json").write_text(json.dumps(spec))
     return bundle
+
+
+def _crun_row(work: Path, bundle: Path, t_pallet: float) -> dict[str, object]:
+    """``crun run`` of the bundle with the command line pallet uses on this host."""
+    from pallet.errors import ContainerError
+    from pallet.runtime.oci_runtime import OCIRuntime, find_runtime
+
+    name = "crun run (prepared bundle)"
+    try:
+        binary = find_runtime("crun")
+    except ContainerError as exc:
+        return {"name": name, "skipped": str(exc)}
+    runtime = OCIRuntime(binary, work / "crun-state")
+    t_crun = _median_seconds(runtime.command("run", "--bundle", str(bundle), "bench-crun"))
+    how = "own mount namespace without cgroup v2" if binary.wrapper else "direct"
+    return {"name": f"{name}, {how}", "seconds": t_crun,
+            "pallet minus crun ms": round((t_pallet - t_crun) * 1000)}  # fmt: skip
 
 
 def _docker_rows(tar: Path, t_pallet: float) -> list[dict[str, object]]:
@@ -104,13 +122,13 @@ def run() -> list[dict[str, object]]:
         t_pallet = _median_seconds(run_cmd)
         rows.append({"name": "pallet run --rm true", "seconds": t_pallet})
 
-        bundle = _runc_bundle(work, rootfs)
+        bundle = _bundle(work, rootfs)
+        rows.append(_crun_row(work, bundle, t_pallet))
         runc_root = work / "runc-state"
         t_runc = _median_seconds(
             ["runc", "--root", str(runc_root), "run", "--bundle", str(bundle), "bench-runc"]
         )
-        rows.append({"name": "runc run (prepared bundle)", "seconds": t_runc,
-                     "pallet minus runc ms": round((t_pallet - t_runc) * 1000)})  # fmt: skip
+        rows.append({"name": "runc run (prepared bundle)", "seconds": t_runc})
 
         if shutil.which("podman"):
             pod = ["podman", "--root", str(work / "pod"), "--runroot", str(work / "podrun"),

@@ -117,6 +117,20 @@ class Containers:
     def dir(self, container_id: str) -> Path:
         return self.store.root / "containers" / container_id
 
+    def runtime_for(self, record: ContainerRecord) -> OCIRuntime:
+        """The runtime that runs ``record``'s container: a container made by runc (before
+        crun ran on this host, or with $PALLET_RUNTIME) is stopped and removed by runc."""
+        name = record.runtime
+        if not name:  # a record older than the field: runc's state file tells
+            runc_state = self.runtime.state_root / record.id / "state.json"
+            name = "runc" if runc_state.exists() else self.runtime.binary.name
+        if name == self.runtime.binary.name:
+            return self.runtime
+        try:
+            return OCIRuntime(find_runtime(name), self.runtime.state_root)
+        except ContainerError:
+            return self.runtime
+
     # -- create --------------------------------------------------------------------
 
     def create(self, opts: RunOptions) -> ContainerRecord:
@@ -167,6 +181,7 @@ class Containers:
             labels=dict(opts.labels),
             config=cfg.to_json(),
             restart_policy=opts.restart,
+            runtime=self.runtime.binary.name,
             tty=opts.tty,
             interactive=opts.interactive,
             network=opts.network,
@@ -400,8 +415,9 @@ class Containers:
         bundle = str(cdir / "bundle")
         if record.tty:
             return self._run_tty(record, bundle, pid_file, runtime_log, on_started)
+        runtime = self.runtime_for(record)
         proc = subprocess.run(
-            self.runtime.command_with_log(
+            runtime.command_with_log(
                 runtime_log, "create", "--bundle", bundle, "--pid-file", str(pid_file), record.id
             ),
             stdin=stdin,
@@ -415,18 +431,18 @@ class Containers:
         try:
             slirp = self._network_up(record, pid)
         except PalletError as exc:
-            self.runtime.kill(record.id, "KILL", all_processes=True)
+            runtime.kill(record.id, "KILL", all_processes=True)
             _wait_for(pid)
-            self.runtime.delete(record.id)
+            runtime.delete(record.id)
             self.records.set_state(record, state="exited", exit_code=125, finished=now(), pid=0)
             raise ContainerError(str(exc)) from exc
         record = self.records.set_state(
             record, state="running", pid=pid, monitor_pid=os.getpid(), started=now()
         )
         # forwarding is in place before the container runs a single instruction
-        forward = _forward_signals(self.runtime, record.id)
+        forward = _forward_signals(runtime, record.id)
         started = subprocess.run(
-            self.runtime.command_with_log(runtime_log, "start", record.id),
+            runtime.command_with_log(runtime_log, "start", record.id),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -448,7 +464,7 @@ class Containers:
             if slirp is not None:
                 slirp.signal_stop()
         try:
-            self.runtime.delete(record.id)
+            runtime.delete(record.id)
             self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
         finally:
             if slirp is not None:
@@ -463,12 +479,12 @@ class Containers:
         runtime_log: Path,
         on_started: Callable[[], None] | None,
     ) -> int:
-        """``-t``: runc in the foreground receives the pty master over its console socket,
-        puts our terminal in raw mode, copies both ways and keeps the window size in sync
-        (SIGWINCH); Ctrl-C and Ctrl-D travel as bytes to the container's terminal."""
+        """``-t``: the runtime in the foreground makes the pty, puts our terminal in raw
+        mode and copies both ways; we keep the window size in sync (crun leaves it 0x0 and
+        ignores SIGWINCH); Ctrl-C and Ctrl-D travel as bytes to the container's terminal."""
         from pallet.runtime.terminal import raw_terminal
 
-        with raw_terminal(sys.stdin if sys.stdin.isatty() else None):
+        with raw_terminal(sys.stdin if sys.stdin.isatty() else None, pid_file):
             return self._run_tty_raw(record, bundle, pid_file, runtime_log, on_started)
 
     def _run_tty_raw(
@@ -479,18 +495,23 @@ class Containers:
         runtime_log: Path,
         on_started: Callable[[], None] | None,
     ) -> int:
+        runtime = self.runtime_for(record)
         proc = subprocess.Popen(
-            self.runtime.command_with_log(
+            runtime.command_with_log(
                 runtime_log, "run", "--bundle", bundle, "--pid-file", str(pid_file), record.id
             )
         )
         while not pid_file.exists() and proc.poll() is None:
-            time.sleep(0.005)
+            time.sleep(0.002)  # the window size is set the sooner
         pid = 0
         with contextlib.suppress(OSError, ValueError):
             pid = int(pid_file.read_text().strip())
         slirp = None
         if pid:
+            if sys.stdin.isatty():
+                from pallet.runtime.terminal import copy_window_size
+
+                copy_window_size(sys.stdin.fileno(), pid_file)
             record = self.records.set_state(
                 record, state="running", pid=pid, monitor_pid=os.getpid(), started=now()
             )
@@ -503,7 +524,7 @@ class Containers:
             slirp.stop()
         if not pid:
             self._failed_to_start(record, runtime_log)
-        self.runtime.delete(record.id)
+        runtime.delete(record.id)
         self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
         return status
 
@@ -537,7 +558,7 @@ class Containers:
                 if "permission denied" in message
                 else 125
             )
-        self.runtime.delete(record.id)
+        self.runtime_for(record).delete(record.id)
         self.records.set_state(record, state="exited", exit_code=code, finished=now(), pid=0)
         raise ContainerError(message, code)
 
@@ -576,7 +597,7 @@ class Containers:
             return record.state, record.exit_code
         if record.monitor_pid and _alive(record.monitor_pid):
             return "running", None
-        live = self.runtime.state(record.id)
+        live = self.runtime_for(record).state(record.id)
         if live is not None and live.get("status") == "running":
             return "running", None
         return "exited", record.exit_code if record.exit_code is not None else 255
@@ -599,7 +620,7 @@ class Containers:
         deadline = time.monotonic() + 5.0  # the longest restart delay is 2 s
         while _alive(record.monitor_pid) and time.monotonic() < deadline:
             if self.records.get(record.id).state == "running":
-                self.runtime.kill(record.id, "KILL", all_processes=True)
+                self.runtime_for(record).kill(record.id, "KILL", all_processes=True)
                 killed = True
             time.sleep(0.05)
         record = self.records.get(record.id)
@@ -626,7 +647,7 @@ class Containers:
                 )
             # its monitor must not restart it (--restart) while it is being removed
             record = self.records.set_state(record, stop_requested=True)
-            self.runtime.kill(record.id, "KILL", all_processes=True)
+            self.runtime_for(record).kill(record.id, "KILL", all_processes=True)
             if record.pid:
                 _wait_gone(record.pid)
             if record.monitor_pid:
@@ -643,7 +664,7 @@ class Containers:
 
     def _cleanup(self, record: ContainerRecord) -> None:
         if self.runtime.knows(record.id):  # the monitor deletes it when the container exits
-            self.runtime.delete(record.id, force=True)
+            self.runtime_for(record).delete(record.id, force=True)
         cdir = self.dir(record.id)
         rootfs = cdir / "rootfs"
         if os.path.ismount(rootfs):

@@ -62,7 +62,7 @@ def _mark_exited(containers: Containers, record: ContainerRecord, code: int) -> 
         _wait_gone(current.monitor_pid, 2.0)
         current = containers.records.get(record.id)
     if current.state == "running":
-        containers.runtime.delete(record.id)
+        containers.runtime_for(record).delete(record.id)
         containers.records.set_state(current, state="exited", exit_code=code, finished=now(), pid=0)
 
 
@@ -82,9 +82,9 @@ def stop(
         except InvalidArgument:  # an image's unusable STOPSIGNAL: the default
             signal_name = "15"
     record = containers.records.set_state(record, stop_requested=True)
-    containers.runtime.kill(record.id, signal_name)
+    containers.runtime_for(record).kill(record.id, signal_name)
     if not _settle(containers, record, 10.0 if timeout is None else max(timeout, 0.0)):
-        containers.runtime.kill(record.id, "KILL", all_processes=True)
+        containers.runtime_for(record).kill(record.id, "KILL", all_processes=True)
         _settle(containers, record, 10.0)
     _mark_exited(containers, record, 137)
     return record
@@ -97,7 +97,7 @@ def kill(containers: Containers, name: str, signal_text: str = "KILL") -> Contai
         raise Conflict(f"cannot kill container: {name}: container {record.id} is not running")
     if signal_name == "9":
         record = containers.records.set_state(record, stop_requested=True)
-    containers.runtime.kill(record.id, signal_name)
+    containers.runtime_for(record).kill(record.id, signal_name)
     if signal_name == "9":
         _settle(containers, record, 10.0)
         _mark_exited(containers, record, 137)
@@ -166,14 +166,15 @@ def exec_in(
     process = _exec_process(cdir, argv, env=env, user=user, workdir=workdir, tty=tty)
     process_file = cdir / f"exec-{os.getpid()}.json"
     process_file.write_text(json.dumps(process))
-    args = ["exec", "--process", str(process_file)]
+    pid_file = cdir / f"exec-{os.getpid()}.pid"
+    args = ["exec", "--process", str(process_file), "--pid-file", str(pid_file)]
     if detach:
         args.append("--detach")
     log = containers.dir(record.id) / f"exec-{os.getpid()}.log"
     try:
-        with raw_terminal(stdin if tty else None):
+        with raw_terminal(stdin if tty else None, pid_file):
             proc = subprocess.run(
-                containers.runtime.command_with_log(log, *args, record.id),
+                containers.runtime_for(record).command_with_log(log, *args, record.id),
                 stdin=stdin if interactive or tty else subprocess.DEVNULL,
                 check=False,
             )
@@ -183,6 +184,7 @@ def exec_in(
     finally:
         log.unlink(missing_ok=True)
         process_file.unlink(missing_ok=True)
+        pid_file.unlink(missing_ok=True)
 
 
 def _exec_process(

@@ -60,6 +60,7 @@ class ContainerRecord:
     anonymous_volumes: tuple[str, ...] = ()
     ports: tuple[str, ...] = ()  # published: "127.0.0.1:8080->80/tcp"
     host_config: dict[str, Any] = field(default_factory=dict)  # what inspect shows
+    runtime: str = ""  # the OCI runtime that runs it (crun, runc); "" in older records
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
