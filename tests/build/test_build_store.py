@@ -18,6 +18,7 @@ from build_kit import do_build, pallet_cli
 
 from pallet.build import BuildOptions, Progress, build
 from pallet.build.cache import BuildCache
+from pallet.oci.digest import Digest
 from pallet.store import Store
 
 pytestmark = [pytest.mark.root, pytest.mark.overlay, pytest.mark.runtime]
@@ -53,6 +54,28 @@ def test_source_date_epoch_gives_identical_digests(
     assert one.executed_steps == two.executed_steps == 3
     assert one.manifest.digest == two.manifest.digest
     assert one.config.created == "2023-11-14T22:13:20Z"
+
+
+def test_check_verifies_built_snapshots_by_their_diff_ids(
+    store: Store, make_context: MakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = make_context({"a.txt": "checked\n", "dir/b.txt": "b\n"}, DOCKERFILE)
+    # the context's files are newer than the epoch: the layers clamp their mtimes
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1600000000")
+    result = do_build(store, ctx)
+    assert result.executed_steps == 3
+    assert store.check().problems == ()
+
+    def copied_here(chain_id: Digest) -> bool:
+        path = store.snapshots.path(chain_id) / "src" / "a.txt"
+        return path.is_file() and path.read_text() == "checked\n"
+
+    # the COPY step's snapshot was committed (verified by diff ID), not tree-hashed
+    [copied] = [c for c in store.snapshots.chain_ids() if copied_here(c)]
+    assert store.snapshots.info(copied).committed is not None
+    (store.snapshots.path(copied) / "src" / "a.txt").write_text("tampered\n")
+    problems = store.check().problems
+    assert [(p.kind, p.subject) for p in problems] == [("corrupt-snapshot", copied)]
 
 
 def test_cache_survives_gc_until_builder_prune(store: Store, make_context: MakeContext) -> None:

@@ -214,3 +214,68 @@ def test_mounting_an_absent_snapshot_names_it(store: Store, kit: Any, mounted: P
     with pytest.raises(NotFound, match=absent):
         store.snapshots.mount([present, absent], mounted)
     assert not os.path.ismount(mounted)
+
+
+def _committed_snapshot(store: Store, build: Builder, epoch: int | None) -> Digest:
+    """A snapshot published as a build step publishes it: its diff ID is the one
+    ``commit_layer`` computed while writing the tree as a layer."""
+    import io
+
+    from pallet.layer.commit import commit_layer
+    from pallet.store.snapshots import LayerOrigin
+
+    with store.snapshots.workspace() as work:
+        build(work / "fs")
+        info = commit_layer(work / "fs", io.BytesIO(), overlay=True, source_date_epoch=epoch)
+        return store.snapshots.adopt(work, info.diff_id, None, LayerOrigin(epoch))
+
+
+def _dated_tree(fs: Path) -> None:
+    (fs / "d").mkdir()
+    (fs / "d" / "f").write_text("content\n")
+    whiteout(fs / "gone")
+    for path in (fs / "d" / "f", fs / "d", fs / "gone"):
+        os.utime(path, (2_000_000_000, 2_000_000_000), follow_symlinks=False)
+
+
+@pytest.mark.root  # the whiteout is a character device
+@pytest.mark.parametrize("epoch", [None, 1_000_000_000])
+def test_a_committed_snapshot_is_checked_against_its_diff_id(
+    store: Store, kit: Any, epoch: int | None
+) -> None:
+    chain_id = _committed_snapshot(store, _dated_tree, epoch)
+    info = store.snapshots.info(chain_id)
+    assert info.tree_digest is None and info.committed is not None
+    assert info.committed.source_date_epoch == epoch
+    assert store.check().ok
+
+    (store.snapshots.path(chain_id) / "d" / "f").write_text("tampered\n")
+    report = store.check()
+    assert [(p.kind, p.subject) for p in report.problems] == [("corrupt-snapshot", chain_id)]
+    assert "modified since it was committed" in report.problems[0].detail
+
+
+@pytest.mark.root
+def test_a_committed_snapshot_with_a_changed_mode_or_an_extra_file_fails_check(
+    store: Store, kit: Any
+) -> None:
+    first = _committed_snapshot(store, _dated_tree, None)
+    os.chmod(store.snapshots.path(first) / "d" / "f", 0o755)
+    second = _committed_snapshot(store, base_layer, None)
+    (store.snapshots.path(second) / "d" / "extra").write_text("")
+    subjects = sorted(p.subject for p in store.check().problems)
+    assert subjects == sorted([first, second])
+
+
+def test_a_meta_file_with_a_bad_epoch_is_refused_with_its_path(store: Store, kit: Any) -> None:
+    import json
+
+    chain_id = add_snapshot(store, kit, None, lambda fs: (fs / "f").write_text("1"))
+    meta = store.snapshots.path(chain_id).parent / "meta.json"
+    doc = json.loads(meta.read_text())
+    del doc["treeDigest"]
+    doc["committed"] = {"sourceDateEpoch": "soon"}
+    meta.write_text(json.dumps(doc))
+    report = store.check()
+    assert [p.kind for p in report.problems] == ["corrupt-snapshot"]
+    assert str(meta) in report.problems[0].detail

@@ -51,6 +51,7 @@ from pallet.oci.digest import Digest
 from pallet.runtime.oci_runtime import OCIRuntime
 from pallet.runtime.users import resolve_user
 from pallet.store import Lease, Store
+from pallet.store.snapshots import LayerOrigin
 
 if TYPE_CHECKING:
     from pallet.build.cache_io import CacheSpec, ImportedCache
@@ -419,7 +420,8 @@ class StageRunner:
                 # user and group names still resolve in the image below
                 accounts = stack.enter_context(readonly_rootfs(lowers, self.scratch))
             parents: Mapping[str, tuple[int, int, int]] = {}
-            with writable_rootfs([] if link else lowers, work) as root:
+            with writable_rootfs([] if link else lowers, work) as step_root:
+                root = step_root.merged
                 if step.copy is not None:
                     assert tree is not None
                     checkouts = tuple(
@@ -467,24 +469,30 @@ class StageRunner:
                         except ContainerError as exc:
                             raise BuildError(f"{label}: {exc}") from None
                     make_dirs(root, step.workdir, owner)
-            upper = work / "fs"
-            drop_untouched_copy_ups(upper, parents)
-            if not any(upper.iterdir()):
-                return None  # an empty diff makes no layer, as in Docker
-            from pallet.layer.commit import commit_layer  # not needed by cached builds
+                # RUN: the upper dir is tidied below, so it must be at rest first; a
+                # COPY's commit reads its files while the unmount flushes them to disk
+                step_root.release(background=not parents)
+                upper = work / "fs"
+                drop_untouched_copy_ups(upper, parents)
+                if not any(upper.iterdir()):
+                    return None  # an empty diff makes no layer, as in Docker
+                from pallet.layer.commit import commit_layer  # not needed by cached builds
 
-            with self.store.ingest(hashed_by_caller=True) as writer:
-                info = commit_layer(
-                    upper,
-                    cast(BinaryIO, writer),
-                    compression=self.options.compression,
-                    level=self.options.compression_level,
-                    overlay=True,
-                    source_date_epoch=self.epoch,
-                )
-                digest, size = writer.commit(info.digest)
+                with self.store.ingest(hashed_by_caller=True) as writer:
+                    info = commit_layer(
+                        upper,
+                        cast(BinaryIO, writer),
+                        compression=self.options.compression,
+                        level=self.options.compression_level,
+                        overlay=True,
+                        source_date_epoch=self.epoch,
+                    )
+                    digest, size = writer.commit(info.digest)
             self.lease.add(digest)
-            chain_id = self.store.snapshots.adopt(work, info.diff_id, parent_chain)
+            # the tree was just written as this layer: check verifies it by its diff ID
+            chain_id = self.store.snapshots.adopt(
+                work, info.diff_id, parent_chain, LayerOrigin(self.epoch)
+            )
             self.lease.add(chain_id)
         return Descriptor(info.media_type, digest, size), info.diff_id, chain_id
 

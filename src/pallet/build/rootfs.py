@@ -116,33 +116,77 @@ def unmount(target: Path) -> None:
         overlay.unmount(target, lazy=True)
 
 
+class StepRoot:
+    """A build step's writable root: ``lowerdirs`` with ``work/fs`` as the upper dir,
+    mounted on ``work/rootfs`` (see :func:`writable_rootfs`)."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.merged = work / "rootfs"
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._released = False
+
+    def _release(self) -> None:
+        try:
+            unmount(self.merged)
+            for d in (self.work / "ovl", self.merged, self.work / "empty"):
+                shutil.rmtree(d, ignore_errors=True)
+                if d.exists():  # overlay's work dir keeps a 000 "work" subdir
+                    os.chmod(d, 0o700)
+                    for sub in d.iterdir():
+                        os.chmod(sub, 0o700)
+                    shutil.rmtree(d)
+        except BaseException as exc:  # re-raised by wait()
+            self._error = exc
+
+    def release(self, *, background: bool = False) -> None:
+        """Unmount and remove everything but ``fs`` from the workspace. Unmounting
+        overlay syncs the upper filesystem (for a COPY: every new file's data), so
+        ``background`` lets the caller read the upper dir (it must not change it) while
+        that runs; :meth:`wait` before using the workspace otherwise."""
+        if self._released:
+            return
+        self._released = True
+        if background:
+            self._thread = threading.Thread(target=self._release, name="unmount")
+            self._thread.start()
+        else:
+            self._release()
+            self.wait()
+
+    def wait(self) -> None:
+        """Release (if nobody did) and wait until the workspace holds ``fs`` alone."""
+        self.release()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
 @contextmanager
-def writable_rootfs(lowerdirs: Sequence[Path], work: Path) -> Iterator[Path]:
+def writable_rootfs(lowerdirs: Sequence[Path], work: Path) -> Iterator[StepRoot]:
     """Mount ``lowerdirs`` (bottom first) with ``work/fs`` as the upper dir; yields the
-    merged tree. Everything but ``fs`` is removed from ``work`` on exit, so the
-    workspace can then be adopted as the new snapshot."""
+    mount (its tree is ``.merged``). Everything but ``fs`` is removed from ``work`` by
+    the end of the block (or by an earlier :meth:`StepRoot.release`), so the workspace
+    can then be adopted as the new snapshot."""
     upper = work / "fs"
+    step = StepRoot(work)
     ovl = work / "ovl"
-    merged = work / "rootfs"
     empty = work / "empty"
-    for d in (ovl, merged, empty):
+    for d in (ovl, step.merged, empty):
         d.mkdir(exist_ok=True)
     lowers = list(lowerdirs) or [empty]
     try:
-        overlay.mount_overlay(lowers, merged, upperdir=upper, workdir=ovl)
+        overlay.mount_overlay(lowers, step.merged, upperdir=upper, workdir=ovl)
     except PalletError as exc:
         raise BuildError(f"cannot mount the build step's root filesystem: {exc}") from exc
     try:
-        yield merged
+        yield step
     finally:
-        unmount(merged)
-        for d in (ovl, merged, empty):
-            shutil.rmtree(d, ignore_errors=True)
-            if d.exists():  # overlay's work dir keeps a 000 "work" subdir
-                os.chmod(d, 0o700)
-                for sub in d.iterdir():
-                    os.chmod(sub, 0o700)
-                shutil.rmtree(d)
+        step.wait()
 
 
 @contextmanager

@@ -2,8 +2,12 @@
 
 ``snapshots/<chain-id-hex>/fs`` is the tree (whiteouts as 0:0 character devices, opaque
 directories marked with the ``trusted.overlay.opaque`` xattr), ready to be an overlay
-lowerdir; ``meta.json`` beside it records the diff ID, the parent chain ID and a digest
-of the extracted tree so ``check`` can tell later whether it changed.
+lowerdir; ``meta.json`` beside it records the diff ID, the parent chain ID and how
+``check`` can tell later whether the tree changed: a digest of an extracted tree, or,
+for a tree pallet committed itself (a build step's upper dir), nothing more than the
+diff ID: the layer writer is deterministic, so re-tarring the tree as the commit did
+(overlay form, mtimes clamped to the recorded SOURCE_DATE_EPOCH) gives the diff ID back
+unless the tree changed. That spares the commit a second read of every file.
 
 A snapshot is built in a private ``snapshots/.tmp-*`` directory (locked while its
 builder lives) and renamed to its final name only when complete, so a half-extracted
@@ -45,20 +49,34 @@ def _libc() -> Any:
 
 
 @dataclass(frozen=True)
+class LayerOrigin:
+    """How a committed tree was written as its layer (``commit_layer(overlay=True)``)."""
+
+    #: the SOURCE_DATE_EPOCH that clamped its mtimes, if any
+    source_date_epoch: int | None = None
+
+
+@dataclass(frozen=True)
 class SnapshotInfo:
     chain_id: Digest
     diff_id: Digest
     parent: Digest | None
-    #: digest of the extracted tree (see pallet.store.treehash), for check
-    tree_digest: Digest
+    #: digest of the extracted tree (see pallet.store.treehash), for check; None for a
+    #: tree committed as its layer (``committed``), which check re-tars instead
+    tree_digest: Digest | None
+    committed: LayerOrigin | None = None
 
-    def to_json(self) -> dict[str, str | None]:
-        return {
+    def to_json(self) -> dict[str, object]:
+        doc: dict[str, object] = {
             "chainId": self.chain_id,
             "diffId": self.diff_id,
             "parent": self.parent,
-            "treeDigest": self.tree_digest,
         }
+        if self.committed is not None:
+            doc["committed"] = {"sourceDateEpoch": self.committed.source_date_epoch}
+        else:
+            doc["treeDigest"] = self.tree_digest
+        return doc
 
     @classmethod
     def from_json(cls, doc: object, where: str) -> SnapshotInfo:
@@ -66,11 +84,19 @@ class SnapshotInfo:
             if not isinstance(doc, dict):
                 raise TypeError
             parent = doc.get("parent")
+            committed = doc.get("committed")
+            origin = None
+            if committed is not None:
+                epoch = committed["sourceDateEpoch"]
+                if epoch is not None and (type(epoch) is not int or epoch < 0):
+                    raise TypeError
+                origin = LayerOrigin(epoch)
             return cls(
                 Digest(doc["chainId"]),
                 Digest(doc["diffId"]),
                 Digest(parent) if parent else None,
-                Digest(doc["treeDigest"]),
+                None if origin is not None else Digest(doc["treeDigest"]),
+                origin,
             )
         except (KeyError, TypeError, PalletError):
             raise StoreError(f"{where} is malformed") from None
@@ -84,6 +110,24 @@ def _sync_filesystem(path: Path) -> None:
             os.sync()
     finally:
         os.close(fd)
+
+
+def _committed_diff_id(fs: Path, origin: LayerOrigin) -> Digest:
+    """The diff ID of ``fs`` written again as ``commit_layer`` wrote it."""
+    import hashlib
+
+    from pallet.layer.writer import TarSink, write_tar
+
+    class _Hashing(TarSink):
+        def __init__(self) -> None:
+            self.hasher = hashlib.sha256()
+
+        def write(self, data: bytes | bytearray | memoryview, /) -> None:
+            self.hasher.update(data)
+
+    sink = _Hashing()
+    write_tar(fs, sink, overlay=True, source_date_epoch=origin.source_date_epoch)
+    return Digest.from_hasher(sink.hasher)
 
 
 def _check_diff_id(layer: Descriptor, actual: Digest, expected: Digest) -> None:
@@ -181,16 +225,27 @@ class SnapshotStore:
                     # Another process published the same snapshot first: keep theirs.
             fsync_dir(self.dir)
 
-    def adopt(self, work: Path, diff_id: Digest, parent: Digest | None) -> Digest:
+    def adopt(
+        self,
+        work: Path,
+        diff_id: Digest,
+        parent: Digest | None,
+        committed: LayerOrigin | None = None,
+    ) -> Digest:
         """Publish a :meth:`workspace` whose ``fs`` holds a layer's tree in overlay form
         (e.g. a build step's upper dir, with its overlay workdir beside ``fs`` in the
-        workspace); returns its chain ID. No copy: a rename."""
+        workspace); returns its chain ID. No copy: a rename.
+
+        ``committed`` says the caller made ``diff_id`` by writing this very tree with
+        ``commit_layer(overlay=True)``: check then verifies the tree against the diff ID
+        and no tree digest is computed now."""
         diff_id = Digest(diff_id)
         for entry in work.iterdir():
             if entry.name != FS_DIR:  # e.g. the overlay workdir a build step used
                 remove_tree(entry)
         chain_id = compute_chain_ids([parent, diff_id])[1] if parent else diff_id
-        info = SnapshotInfo(chain_id, diff_id, parent, tree_digest(work / FS_DIR))
+        tree = None if committed is not None else tree_digest(work / FS_DIR)
+        info = SnapshotInfo(chain_id, diff_id, parent, tree, committed)
         self._publish([(work, info)])
         return chain_id
 
@@ -298,6 +353,14 @@ class SnapshotStore:
         fs = self.path(chain_id)
         if not fs.is_dir():
             return f"snapshot {chain_id} has no tree ({fs})"
+        if info.committed is not None:
+            try:
+                actual = _committed_diff_id(fs, info.committed)
+            except (OSError, PalletError) as exc:
+                return f"snapshot {chain_id} cannot be read: {exc}"
+            if actual != info.diff_id:
+                return f"snapshot {chain_id} was modified since it was committed"
+            return None
         try:
             actual = tree_digest(fs)
         except OSError as exc:
