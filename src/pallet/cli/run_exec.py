@@ -106,6 +106,9 @@ def make_options(kw: dict[str, Any], detach: bool) -> RunOptions:
         restart=kw["restart"],
         init=kw["init"],
         publish=tuple(kw["publish"]),
+        userns=kw["userns"],
+        uidmaps=tuple(kw["uidmaps"]),
+        gidmaps=tuple(kw["gidmaps"]),
     )
 
 

@@ -73,6 +73,12 @@ def export(containers: Containers, record: ContainerRecord, out: BinaryIO) -> No
     rootfs = containers.dir(record.id) / "rootfs"
     if not os.path.ismount(rootfs):
         raise InvalidArgument(f"container {record.name} has no mounted filesystem")
+    if record.host_config.get("IDMappings"):  # its rootfs shows host IDs: export its own
+        from pallet.runtime.idmap import unmapped_view
+
+        with unmapped_view(containers, record) as view:
+            write_tar(view, out)
+        return
     write_tar(rootfs, out)
 
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from pallet.errors import Conflict, ContainerError, InvalidArgument, PalletError
 from pallet.images.lookup import find_image
@@ -35,6 +35,9 @@ from pallet.runtime.spec import Mount, NetworkMode, Resources, SpecOptions, buil
 from pallet.runtime.users import container_gids, resolve_user
 from pallet.store import Store
 from pallet.store.overlay import unmount
+
+if TYPE_CHECKING:
+    from pallet.runtime.userns import UserNamespace
 
 INIT_PATH = "/sbin/pallet-init"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -71,6 +74,9 @@ class RunOptions:
     add_hosts: tuple[str, ...] = ()
     dns: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
+    userns: str | None = None  # host (default), auto[:size=N]
+    uidmaps: tuple[str, ...] = ()  # --uidmap CONTAINER:HOST:SIZE
+    gidmaps: tuple[str, ...] = ()
 
 
 def _state_dir(store: Store) -> Path:
@@ -148,6 +154,11 @@ class Containers:
             raise InvalidArgument(
                 f"Invalid container name ({opts.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
             )
+        wanted_userns = None
+        if opts.userns or opts.uidmaps or opts.gidmaps:
+            from pallet.runtime.userns import parse_userns
+
+            wanted_userns = parse_userns(opts.userns, opts.uidmaps, opts.gidmaps)
         image = find_image(self.store, opts.image)
         cfg = image.config.config
         argv = merge_command(cfg.entrypoint, cfg.cmd, opts.entrypoint, opts.command)
@@ -158,10 +169,20 @@ class Containers:
         taken = {r.target for r in requests}
         requests += [MountRequest("volume", os.path.normpath(v)) for v in cfg.volumes or ()
                      if os.path.normpath(v) not in taken]  # fmt: skip
+        created_sources = []
         for req in requests:
             if req.kind == "bind" and not os.path.exists(req.source):
                 os.makedirs(req.source, exist_ok=True)  # docker creates a missing -v source
+                created_sources.append(req.source)
         container_id = new_id()
+        userns = wanted_userns
+        if isinstance(userns, tuple):  # --userns=auto: a free block of host IDs
+            from pallet.runtime.userns import allocate
+
+            userns = allocate(self.store.root, container_id, userns[1])
+        if userns is not None:
+            for source in created_sources:  # a source docker created is the container root's
+                os.chown(source, userns.host_uid(0), userns.host_gid(0))
         chain_ids = [str(c) for c in image.config.chain_ids]
         lease = self.store.leases.create(
             [image.descriptor.digest, image.manifest.digest, image.manifest.config.digest,
@@ -208,6 +229,8 @@ class Containers:
                 "ExtraHosts": list(opts.add_hosts) or None,
                 "Init": opts.init,
                 "Tmpfs": {t.partition(":")[0]: t.partition(":")[2] for t in opts.tmpfs} or None,
+                "UsernsMode": userns.mode if userns is not None else "",
+                **({"IDMappings": userns.to_json()} if userns is not None else {}),
             },
         )
         try:
@@ -216,7 +239,7 @@ class Containers:
             lease.release()
             raise
         try:
-            record = self._prepare(record, image, opts, requests)
+            record = self._prepare(record, image, opts, requests, userns)
         except BaseException:
             self._cleanup(record)
             raise
@@ -228,17 +251,27 @@ class Containers:
         image: Any,
         opts: RunOptions,
         requests: list[MountRequest],
+        userns: UserNamespace | None = None,
     ) -> ContainerRecord:
         cdir = self.dir(record.id)
         for sub in ("upper", "work", "rootfs"):
             (cdir / sub).mkdir(parents=True, exist_ok=True)
         self.store.snapshots.ensure(image.manifest.layers, image.config.diff_ids)
-        self.store.snapshots.mount(
-            image.config.chain_ids, cdir / "rootfs", upperdir=cdir / "upper", workdir=cdir / "work"
-        )
+        spec_root = cdir / "rootfs"
+        if userns is not None:  # idmapped layers: the image's root files are the container root's
+            from pallet.runtime.idmap import mount_rootfs, runtime_root
+
+            lowers = self.store.snapshots.mount_lowerdirs(image.config.chain_ids)
+            spec_root = runtime_root(self.runtime.state_root, record.id)
+            mount_rootfs(lowers, cdir, cdir / "rootfs", userns, spec_root)
+        else:
+            self.store.snapshots.mount(
+                image.config.chain_ids, cdir / "rootfs", upperdir=cdir / "upper",
+                workdir=cdir / "work",
+            )  # fmt: skip
         cfg = image.config.config
         rootfs = cdir / "rootfs"
-        mounts, named, anonymous = self._volume_mounts(rootfs, requests)
+        mounts, named, anonymous = self._volume_mounts(rootfs, requests, userns)
         if named or anonymous:
             record = self.records.set_state(
                 record, volumes=tuple(named + anonymous), anonymous_volumes=tuple(anonymous)
@@ -260,7 +293,8 @@ class Containers:
             raise InvalidArgument(
                 f"the working directory '{cwd}' is invalid, it needs to be an absolute path"
             )
-        _mkdir_in_rootfs(rootfs, cwd)
+        root_ids = (userns.host_uid(0), userns.host_gid(0)) if userns is not None else None
+        _mkdir_in_rootfs(rootfs, cwd, root_ids)
         path_env = next((e[5:] for e in env if e.startswith("PATH=")), "")
         check_executable(rootfs, record.argv[0], path_env, cwd)
         args = record.argv
@@ -268,12 +302,15 @@ class Containers:
             args = (INIT_PATH, "--", *args)
             mounts.append(Mount(INIT_PATH, find_init(), "bind", ("rbind", "ro")))
         etc_mounts = self._etc_files(cdir, hostname, opts)
+        if root_ids is not None:  # the container's root may edit them, as docker's
+            for etc in etc_mounts:
+                os.chown(etc.source, *root_ids)
         # the container's own cgroups, read-only, as docker shows them (limits visible inside)
         cgroup_opts = ("nosuid", "noexec", "nodev", "relatime", "rw" if opts.privileged else "ro")
         etc_mounts.append(Mount("/sys/fs/cgroup", "cgroup", "cgroup", cgroup_opts))
         spec = build_spec(
             SpecOptions(
-                rootfs=str(rootfs),
+                rootfs=str(spec_root),
                 args=args,
                 env=env,
                 cwd=cwd,
@@ -293,13 +330,15 @@ class Containers:
                 resources=opts.resources,
                 cgroups_path=cgroups_path(record.id),
                 annotations={"io.pallet.container.name": record.name},
+                uid_mappings=userns.uids if userns is not None else (),
+                gid_mappings=userns.gids if userns is not None else (),
             )
         )
         self.runtime.write_bundle(cdir / "bundle", spec)
         return record
 
     def _volume_mounts(
-        self, rootfs: Path, requests: list[MountRequest]
+        self, rootfs: Path, requests: list[MountRequest], userns: UserNamespace | None = None
     ) -> tuple[list[Mount], list[str], list[str]]:
         """OCI mounts for the requests; volumes are created (and seeded) as needed."""
         from pallet.runtime.volumes import Volumes, seed
@@ -319,11 +358,15 @@ class Containers:
             if req.kind == "bind":
                 mounts.append(Mount(req.target, req.source, "bind", ("rbind", mode)))
                 continue
-            volume, _ = volumes.create(req.source or None)
+            volume, new = volumes.create(req.source or None)
             (named if req.source else anonymous).append(volume.name)
             image_path = _resolve_in_rootfs(rootfs, req.target)
             if req.seed and image_path is not None and image_path.exists():
                 seed(volume.mountpoint, image_path)
+            if userns is not None and new:
+                from pallet.runtime.idmap import adopt_owners
+
+                adopt_owners(volume.mountpoint, image_path if req.seed else None, userns)
             mounts.append(Mount(req.target, str(volume.mountpoint), "bind", ("rbind", mode)))
         return mounts, named, anonymous
 
@@ -667,6 +710,10 @@ class Containers:
             self.runtime_for(record).delete(record.id, force=True)
         cdir = self.dir(record.id)
         rootfs = cdir / "rootfs"
+        if record.host_config.get("IDMappings"):
+            from pallet.runtime.idmap import runtime_root, unmount_runtime_view
+
+            unmount_runtime_view(runtime_root(self.runtime.state_root, record.id))
         if os.path.ismount(rootfs):
             unmount(rootfs, lazy=True)
         shutil.rmtree(cdir, ignore_errors=True)
@@ -684,9 +731,10 @@ def _valid_name(name: str) -> bool:
     return re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", name) is not None
 
 
-def _mkdir_in_rootfs(rootfs: Path, path: str) -> None:
+def _mkdir_in_rootfs(rootfs: Path, path: str, owner: tuple[int, int] | None = None) -> None:
     """Create the working directory inside the container's rootfs without following
-    symlinks out of it (each component is checked with O_NOFOLLOW)."""
+    symlinks out of it (each component is checked with O_NOFOLLOW); new directories get
+    ``owner`` (the container root's host IDs under a user namespace)."""
     fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for part in [p for p in path.split("/") if p and p != "."]:
@@ -696,6 +744,8 @@ def _mkdir_in_rootfs(rootfs: Path, path: str) -> None:
                 nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
             except FileNotFoundError:
                 os.mkdir(part, 0o755, dir_fd=fd)
+                if owner is not None:
+                    os.chown(part, *owner, dir_fd=fd)
                 nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
             except OSError:
                 return  # a symlink or a file: let the runtime report it as docker does

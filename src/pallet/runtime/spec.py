@@ -113,6 +113,9 @@ class SpecOptions:
     cgroups_path: str | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
     sysctl: Mapping[str, str] = field(default_factory=dict)
+    #: a user namespace of its own when given: (container id, host id, size) extents
+    uid_mappings: Sequence[tuple[int, int, int]] = ()
+    gid_mappings: Sequence[tuple[int, int, int]] = ()
 
 
 def _cap_name(cap: str) -> str:
@@ -207,6 +210,8 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
         if opts.netns_path:
             ns["path"] = opts.netns_path
         namespaces.append(ns)
+    if opts.uid_mappings:
+        namespaces.append({"type": "user"})
     # Caller's mounts win over defaults at the same destination (e.g. --tmpfs /dev/shm).
     own = {m.destination for m in opts.mounts}
     mounts = [m for m in default_mounts(opts.network, opts.privileged) if m.destination not in own]
@@ -227,6 +232,12 @@ def build_spec(opts: SpecOptions) -> dict[str, Any]:
         process["oomScoreAdj"] = 0
 
     linux: dict[str, Any] = {"namespaces": namespaces}
+    if opts.uid_mappings:
+        for key, extents in (
+            ("uidMappings", opts.uid_mappings),
+            ("gidMappings", opts.gid_mappings),
+        ):
+            linux[key] = [{"containerID": c, "hostID": h, "size": n} for c, h, n in extents]
     if not opts.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
