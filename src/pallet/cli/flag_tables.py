@@ -54,9 +54,9 @@ CREATE_FLAGS: tuple[Flag, ...] = (
     Flag(("--restart",), "restart", "value", default="no", help="no|on-failure[:N]|always"),
     Flag(("--init",), "init", "flag", help="Run an init inside the container."),
     Flag(("-p", "--publish"), "publish", "multi", help="[IP:]HOST:CTR[/proto]"),
-    Flag(("--userns",), "userns", "value", help="User namespace: host (default), auto[:size=N]."),
-    Flag(("--uidmap",), "uidmaps", "multi", help="UID map of a private user namespace: CTR:HOST:SIZE."),
-    Flag(("--gidmap",), "gidmaps", "multi", help="GID map (default: the --uidmap): CTR:HOST:SIZE."),
+    Flag(("--userns",), "userns", "value", help="User namespace: host or auto[:size=N]."),
+    Flag(("--uidmap",), "uidmaps", "multi", help="UID map of a user namespace: CTR:HOST:SIZE."),
+    Flag(("--gidmap",), "gidmaps", "multi", help="GID map (default: the --uidmap)."),
 )
 
 DETACH = Flag(("-d", "--detach"), "detach", "flag", help="Run in the background and print the ID.")
