@@ -63,13 +63,15 @@ DETACH = Flag(("-d", "--detach"), "detach", "flag", help="Run in the background 
 
 RUN_FLAGS: tuple[Flag, ...] = (DETACH, *CREATE_FLAGS)
 
-#: registry transfers at once unless told otherwise (docker's default)
+#: registry transfers at once unless told otherwise (docker's defaults: 3 downloads,
+#: 5 uploads)
 DEFAULT_CONCURRENCY = 3
+DEFAULT_UPLOADS = 5
 
 PUSH_FLAGS: tuple[Flag, ...] = (
     Flag(("-a", "--all-tags"), "all_tags", "flag", help="Push every tag of the repository."),
     Flag(("--max-concurrent-uploads",), "max_concurrent_uploads", "value", convert=int,
-         default=DEFAULT_CONCURRENCY, bounds=(1, 32), help="Layers uploaded at once."),
+         default=DEFAULT_UPLOADS, bounds=(1, 32), help="Layers uploaded at once."),
     Flag(("-q", "--quiet"), "quiet", "flag", help="Print nothing but errors."),
 )  # fmt: skip
 
