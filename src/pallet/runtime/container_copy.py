@@ -1,14 +1,18 @@
 """``pallet cp``: copy between the host and what a container sees, running or stopped.
 
 Paths go through ``ContainerFS``, so a volume or a bind mount is read and written where
-its data lives, not in the layer beneath its mount point. Into the container, a tar
-stream (the host files, or stdin's) is unpacked by the layer extractor, which opens every
+its data lives, not in the layer beneath its mount point, also below the destination
+(a tree copied over a mount point fills the mount). Into the container, a tar stream (the
+host files, or stdin's) is unpacked by :mod:`pallet.runtime.copy_in`, which opens every
 parent without following symlinks and replaces an entry instead of writing through it: a
-container that plants a symlink cannot make pallet write outside it. Out of the
-container, entries are read with ``lstat`` and symlinks are copied as symlinks.
+container that plants a symlink, even while the copy runs, cannot make pallet write
+outside it. ``.wh.*`` names are plain files, as with docker. Out of the container,
+entries are read with ``lstat`` and symlinks are copied as symlinks. Under a user
+namespace, owners are shown and written as the container sees them.
 
-As with ``docker cp`` on a running container, a process inside may still swap a directory
-for a symlink while the copy reads it; stop the container first to rule that out.
+Reading out of a running container, a process inside may still swap a directory for a
+symlink while the copy reads it (the copy then holds what the link pointed to inside the
+container's view or stops with an error); stop the container first to rule that out.
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ import shutil
 import stat
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from pallet.errors import InvalidArgument, LayerError, NotFound, PalletError
+from pallet.errors import InvalidArgument, NotFound, PalletError
 from pallet.runtime.container import Containers
 from pallet.runtime.container_fs import ContainerFS
 from pallet.runtime.records import ContainerRecord
+
+IdMap = Callable[[int, int], tuple[int, int]]
 
 
 def container_fs(containers: Containers, record: ContainerRecord) -> ContainerFS:
@@ -83,13 +89,33 @@ def _read_error(source: Path, exc: BaseException) -> PalletError:
     return InvalidArgument(f"cannot read {source}: {exc}")
 
 
-def _extract(stream: BinaryIO, into: Path, keep_owner: bool, what: str) -> None:
-    from pallet.layer.extract import extract_layer
+def _id_maps(record: ContainerRecord) -> tuple[IdMap, IdMap]:
+    """(container IDs -> host IDs, host IDs -> container IDs) for the container."""
+    if not record.host_config.get("IDMappings"):
+        return _same, _same
+    from pallet.runtime.idmap import user_namespace_of
 
-    try:
-        extract_layer(stream, into, whiteouts="apply", same_owner=keep_owner)
-    except LayerError as exc:  # the extractor names the member; say it is cp's
-        raise type(exc)(f"{what}: " + str(exc).replace("layer member", "member", 1)) from exc
+    ns = user_namespace_of(record.host_config)
+    if ns is None:
+        return _same, _same
+    return (lambda u, g: (ns.host_uid(u), ns.host_gid(g))), ns.container_ids
+
+
+def _same(uid: int, gid: int) -> tuple[int, int]:
+    return uid, gid
+
+
+def _extract(
+    fs: ContainerFS,
+    record: ContainerRecord,
+    stream: BinaryIO,
+    into: str,
+    keep_owner: bool,
+    what: str,
+) -> None:
+    from pallet.runtime.copy_in import unpack_into
+
+    unpack_into(fs, into, stream, _id_maps(record)[0], keep_owner=keep_owner, what=what)
 
 
 def copy_in(
@@ -104,10 +130,10 @@ def copy_in(
     fs = container_fs(containers, record)
     what = f"copy into {record.name}:{dest}"
     if not isinstance(src, str):
-        _, into = fs.existing(dest)
-        if not into.is_dir():
+        resolved, target_dir = fs.existing(dest)
+        if not target_dir.is_dir():
             raise InvalidArgument(f"destination {dest} must be a directory for a tar stream")
-        _extract(src, into, keep_owner, what)
+        _extract(fs, record, src, resolved, keep_owner, what)
         return
     source = Path(src)
     if not os.path.lexists(source):
@@ -122,20 +148,19 @@ def copy_in(
         _overwrite(source, host)
         return
     if host.is_dir() and not host.is_symlink():
-        into, name = host, ("." if _wants_contents(src) and is_dir else source.name)
+        into, name = resolved, ("." if _wants_contents(src) and is_dir else source.name)
     else:
         if is_dir and os.path.lexists(host):
             raise InvalidArgument(f"cannot copy directory {src} over file {dest}")
         if dest.endswith("/"):
             raise NotFound(f"Could not find the directory {dest} in container {record.name}")
-        parent, name = posixpath.split(resolved)
-        into = fs.host_path(parent)
-        if not into.is_dir():
+        into, name = posixpath.split(resolved)
+        if not fs.host_path(into).is_dir():
             raise NotFound(
                 f"Could not find the file {posixpath.dirname(dest)} in container {record.name}"
             )
     with _tar_of(source, name) as stream:
-        _extract(stream, into, keep_owner, what)
+        _extract(fs, record, stream, into, keep_owner, what)
 
 
 def _overwrite(source: Path, target: Path) -> None:
@@ -190,15 +215,19 @@ def _write_entry(host: Path, target: Path, st: os.stat_result) -> None:
         os.mknod(target, mode, st.st_rdev)
 
 
-def _apply_metadata(target: Path, st: os.stat_result, keep_owner: bool) -> None:
+def _apply_metadata(
+    target: Path, st: os.stat_result, keep_owner: bool, to_ctr: IdMap = _same
+) -> None:
     if keep_owner:
-        os.lchown(target, st.st_uid, st.st_gid)
+        os.lchown(target, *to_ctr(st.st_uid, st.st_gid))
     if not stat.S_ISLNK(st.st_mode):
         os.chmod(target, stat.S_IMODE(st.st_mode))
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
-def _write_host(entries: Iterator[tuple[str, Path]], into: Path, keep_owner: bool) -> None:
+def _write_host(
+    entries: Iterator[tuple[str, Path]], into: Path, keep_owner: bool, to_ctr: IdMap
+) -> None:
     dirs: list[tuple[Path, os.stat_result]] = []
     for name, host in entries:
         try:
@@ -212,9 +241,9 @@ def _write_host(entries: Iterator[tuple[str, Path]], into: Path, keep_owner: boo
         if stat.S_ISDIR(st.st_mode):
             dirs.append((target, st))  # modes and times once their content is in
         else:
-            _apply_metadata(target, st, keep_owner)
+            _apply_metadata(target, st, keep_owner, to_ctr)
     for target, st in reversed(dirs):
-        _apply_metadata(target, st, keep_owner)
+        _apply_metadata(target, st, keep_owner, to_ctr)
 
 
 def copy_out(
@@ -231,11 +260,17 @@ def copy_out(
     contents = _wants_contents(src)
     resolved, host = fs.existing(src, follow_last=follow_link or contents)
     name = posixpath.basename(posixpath.normpath("/" + src)) or "."
+    to_ctr = _id_maps(record)[1]
     if not isinstance(dest, str):
+
+        def as_seen(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uid, info.gid = to_ctr(info.uid, info.gid)
+            return info
+
         with tarfile.open(fileobj=dest, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             for arcname, path in _walk(fs, resolved, host, "." if contents else name):
                 with contextlib.suppress(FileNotFoundError):
-                    tar.add(str(path), arcname=arcname, recursive=False)
+                    tar.add(str(path), arcname=arcname, recursive=False, filter=as_seen)
         return
     is_dir = host.is_dir() and not host.is_symlink()
     target = Path(dest)
@@ -249,4 +284,4 @@ def copy_out(
         into, top = target.parent, target.name
         if not into.is_dir():
             raise NotFound(f"destination directory {into} does not exist")
-    _write_host(_walk(fs, resolved, host, top), into, keep_owner)
+    _write_host(_walk(fs, resolved, host, top), into, keep_owner, to_ctr)

@@ -1,0 +1,246 @@
+"""Unpack a tar stream into a container as its processes see it (``pallet cp`` into one).
+
+Each member is written where the container would find it: under a volume or bind mount
+at its host source, elsewhere in the rootfs. Every directory on the way is opened from
+that base one component at a time with ``O_NOFOLLOW``, so a symlink the container plants
+(or swaps in for a directory while the copy runs) is never followed: a member's own
+directory entry replaces what is in its place, and a parent that turned into a symlink
+stops the copy with an error. Nothing can land outside the container's view.
+
+Members are plain files whatever their names: ``.wh.*`` is no whiteout here (docker's
+``cp`` copies such files as they are). Owners are the container root's unless ``-a``
+keeps the archive's; under a user namespace both are mapped to host IDs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import posixpath
+import stat
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from pallet.errors import InvalidArgument
+from pallet.runtime.container_fs import ContainerFS
+
+_KERNEL_TREES = ("/proc", "/sys", "/dev")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+IdMap = Callable[[int, int], tuple[int, int]]
+
+
+def _under(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _clean_name(name: str) -> list[str]:
+    """A member's path as components; ``..`` or an empty path is refused (hostile tar)."""
+    parts = [p for p in name.split("/") if p and p != "."]
+    if any(p == ".." for p in parts):
+        raise InvalidArgument(f"tar member {name!r}: path leaves the destination")
+    return parts
+
+
+class ContainerWriter:
+    """Writes members below the container directory ``dest`` (a resolved container path)."""
+
+    def __init__(self, fs: ContainerFS, dest: str, owner: IdMap, keep_owner: bool) -> None:
+        self.fs = fs
+        self.dest = dest
+        self.owner = owner  # container (uid, gid) -> host (uid, gid)
+        self.keep_owner = keep_owner
+        self.dirs: list[tuple[str, tarfile.TarInfo]] = []  # metadata once content is in
+
+    # -- where a container path is on the host ------------------------------------------
+
+    def _base(self, cpath: str) -> tuple[Path, list[str]]:
+        """(host directory to start from, components below it) for a container path."""
+        for top in _KERNEL_TREES:
+            if _under(cpath, top):
+                raise InvalidArgument(
+                    f"cannot copy to {cpath} of container {self.fs.name}: "
+                    f"{top} is a kernel filesystem"
+                )
+        best = None
+        for mount in self.fs.mounts:
+            if _under(cpath, mount.destination) and (
+                best is None or len(mount.destination) >= len(best.destination)
+            ):
+                best = mount
+        if best is None:
+            return self.fs.rootfs, [p for p in cpath.split("/") if p]
+        if best.source is None:
+            raise InvalidArgument(
+                f"cannot copy to {cpath} of container {self.fs.name}: it is on a {best.kind} "
+                f"mount at {best.destination}, which has no copy on the host"
+            )
+        rest = cpath[len(best.destination) :]
+        return best.source, [p for p in rest.split("/") if p]
+
+    def _open_parent(self, cpath: str) -> tuple[int, str | None]:
+        """An fd of ``cpath``'s parent directory and its last component (None when
+        ``cpath`` is the base itself: a mount point or the root)."""
+        base, parts = self._base(cpath)
+        fd = os.open(base, _DIR_FLAGS)
+        if not parts:
+            return fd, None
+        try:
+            for i, part in enumerate(parts[:-1]):
+                try:
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:  # a parent the archive did not list
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                    os.chown(part, *self.owner(0, 0), dir_fd=fd)
+                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    where = "/" + "/".join(parts[: i + 1])
+                    raise InvalidArgument(
+                        f"cannot copy to {cpath} of container {self.fs.name}: {where} is "
+                        "not a directory (a symlink is never followed by a copy)"
+                    ) from None
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, parts[-1]
+
+    # -- members ------------------------------------------------------------------------
+
+    def member(self, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+        parts = _clean_name(info.name)
+        cpath = posixpath.join(self.dest, *parts) if parts else self.dest
+        if info.isdir():
+            self._directory(cpath, info)
+            return
+        if not parts:
+            raise InvalidArgument(f"tar member {info.name!r}: not a directory")
+        fd, leaf = self._open_parent(cpath)
+        try:
+            if leaf is None:  # a mount point: only a file bind-mounted there takes a file
+                self._into_mounted_file(cpath, tar, info)
+                return
+            self._make_room(fd, leaf, cpath)
+            if info.isreg():
+                self._regular(fd, leaf, tar, info)
+            elif info.issym():
+                os.symlink(info.linkname, leaf, dir_fd=fd)
+            elif info.islnk():
+                self._hardlink(fd, leaf, info)
+            elif info.isfifo():
+                os.mkfifo(leaf, stat.S_IMODE(info.mode), dir_fd=fd)
+            elif info.ischr() or info.isblk():
+                kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
+                device = os.makedev(info.devmajor, info.devminor)
+                os.mknod(leaf, kind | stat.S_IMODE(info.mode), device, dir_fd=fd)
+            else:
+                return  # sparse/unknown kinds: nothing docker would copy either
+            self._metadata(fd, leaf, info)
+        finally:
+            os.close(fd)
+
+    def _directory(self, cpath: str, info: tarfile.TarInfo) -> None:
+        fd, leaf = self._open_parent(cpath)
+        try:
+            if leaf is not None:
+                try:
+                    st = os.lstat(leaf, dir_fd=fd)
+                except FileNotFoundError:
+                    st = None
+                if st is not None and not stat.S_ISDIR(st.st_mode):
+                    os.unlink(leaf, dir_fd=fd)  # a symlink or file where the directory goes
+                    st = None
+                if st is None:
+                    os.mkdir(leaf, 0o700, dir_fd=fd)
+        finally:
+            os.close(fd)
+        self.dirs.append((cpath, info))
+
+    def _make_room(self, fd: int, leaf: str, cpath: str) -> None:
+        try:
+            st = os.lstat(leaf, dir_fd=fd)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            raise InvalidArgument(f"cannot overwrite directory {cpath} with non-directory")
+        os.unlink(leaf, dir_fd=fd)  # replaced, never written through
+
+    def _regular(self, fd: int, leaf: str, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+        out_fd = os.open(
+            leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+            dir_fd=fd,
+        )  # fmt: skip
+        src = tar.extractfile(info)
+        with os.fdopen(out_fd, "wb") as out:
+            if src is not None:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+
+    def _hardlink(self, fd: int, leaf: str, info: tarfile.TarInfo) -> None:
+        target_parts = _clean_name(info.linkname)
+        target = posixpath.join(self.dest, *target_parts)
+        tfd, tleaf = self._open_parent(target)
+        try:
+            if tleaf is None:
+                raise InvalidArgument(f"tar member {info.name!r}: cannot link to a mount point")
+            os.link(tleaf, leaf, src_dir_fd=tfd, dst_dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(tfd)
+
+    def _into_mounted_file(self, cpath: str, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+        """A file bind-mounted into the container (/etc/hosts, -v /host/f:/ctr/f) is
+        written in place, since a new file there would not be the one it sees."""
+        base, _ = self._base(cpath)
+        if not info.isreg() or base.is_dir():
+            raise InvalidArgument(
+                f"cannot copy {info.name} to {cpath} of container {self.fs.name}: "
+                "a mount point there"
+            )
+        src = tar.extractfile(info)
+        out_fd = os.open(base, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(out_fd, "wb") as out:
+            if src is not None:
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+
+    def _metadata(self, fd: int, leaf: str | None, info: tarfile.TarInfo) -> None:
+        uid, gid = self.owner(info.uid, info.gid) if self.keep_owner else self.owner(0, 0)
+        if leaf is None:
+            return  # a mount point keeps what its source has
+        os.chown(leaf, uid, gid, dir_fd=fd, follow_symlinks=False)
+        if not info.issym():
+            os.chmod(leaf, stat.S_IMODE(info.mode), dir_fd=fd)
+        with contextlib.suppress(OSError):  # a symlink's time, where the kernel allows it
+            os.utime(leaf, (info.mtime, info.mtime), dir_fd=fd, follow_symlinks=False)
+
+    def finish(self) -> None:
+        for cpath, info in reversed(self.dirs):
+            fd, leaf = self._open_parent(cpath)
+            try:
+                self._metadata(fd, leaf, info)
+            finally:
+                os.close(fd)
+
+
+def unpack_into(
+    fs: ContainerFS, dest: str, stream: BinaryIO, owner: IdMap, *, keep_owner: bool, what: str
+) -> None:
+    """Unpack the tar ``stream`` into the container directory ``dest`` (resolved)."""
+    writer = ContainerWriter(fs, dest, owner, keep_owner)
+    current = "the archive"
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as tar:
+            for info in tar:
+                current = f"tar member {info.name!r}"
+                writer.member(tar, info)
+        writer.finish()
+    except tarfile.TarError as exc:
+        raise InvalidArgument(f"{what}: {current}: {exc}") from exc
+    except OSError as exc:
+        raise InvalidArgument(f"{what}: {current}: {exc.strerror or exc}") from exc
