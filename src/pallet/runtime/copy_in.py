@@ -215,7 +215,13 @@ class ContainerWriter:
             return  # a mount point keeps what its source has
         os.chown(leaf, uid, gid, dir_fd=fd, follow_symlinks=False)
         if not info.issym():
-            os.chmod(leaf, stat.S_IMODE(info.mode), dir_fd=fd)
+            try:  # never through a symlink swapped in meanwhile (Python: ValueError then)
+                os.chmod(leaf, stat.S_IMODE(info.mode), dir_fd=fd, follow_symlinks=False)
+            except ValueError:
+                raise InvalidArgument(
+                    f"cannot copy {info.name} into container {self.fs.name}: it was replaced "
+                    "by a symlink during the copy"
+                ) from None
         with contextlib.suppress(OSError):  # a symlink's time, where the kernel allows it
             os.utime(leaf, (info.mtime, info.mtime), dir_fd=fd, follow_symlinks=False)
 
