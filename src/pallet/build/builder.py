@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pallet.build.baseimage import image_for
 from pallet.build.context_hash import ContextHasher
@@ -18,21 +19,22 @@ from pallet.build.executor import StageRunner
 from pallet.build.options import BuildOptions, Output
 from pallet.build.progress import Progress
 from pallet.build.rootfs import clean_stale_mounts, scratch_dir
-from pallet.build.run_step import clean_stale_containers
 from pallet.build.sources import ContextTree
 from pallet.dockerfile import parse
 from pallet.dockerfile.plan import BuildPlan, resolve
 from pallet.errors import BuildError, InvalidArgument, PalletError
-from pallet.images.compose import write_image
 from pallet.images.lookup import LocalImage
 from pallet.oci.config import ImageConfig
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
 from pallet.oci.platform import Platform, host_platform
-from pallet.runtime.oci_runtime import OCIRuntime, find_runtime
 from pallet.store import Store
 
+if TYPE_CHECKING:
+    from pallet.runtime.oci_runtime import OCIRuntime
+
 MAX_DOCKERFILE = 16 << 20
+RUNTIME_STATE = "build/runc"  # the OCI runtime's --root for RUN containers
 
 
 @dataclass(frozen=True)
@@ -174,19 +176,19 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
     tree = ContextTree(context, name, ContextHasher(store.state.path))
     clean_stale_mounts(store)
     runtime_needed = any(s.run for st in plan.stages for s in st.steps)
-    with store.gc_lock(), store.lease() as lease, scratch_dir(store) as scratch:
-        runtime = None
-        if runtime_needed:
-            runtime = OCIRuntime(find_runtime(), store.root / "build" / "runc")
-            clean_stale_containers(runtime)
+    if _dead_builders_containers(store):
+        _runtime(store)  # cleans them up now, whether this build runs anything or not
+    # gc takes this lock exclusively: nothing the build reads or writes can be collected
+    # until its tags are written, so it needs no lease (and an unchanged rebuild writes
+    # nothing at all)
+    with store.gc_lock(), scratch_dir(store) as scratch:
         runner = StageRunner(
             store,
-            lease,
             options,
             plan,
             tree,
             images,
-            runtime,
+            (lambda: _runtime(store)) if runtime_needed else None,
             scratch,
             progress,
             _secrets(options, scratch),
@@ -197,7 +199,7 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
             labels = dict(config.config.labels or {})
             labels.update(options.labels)
             config = config.with_config(labels=labels)
-        desc = write_image(store, lease, config, list(final.fs.layers), options.tags)
+        desc = _store_image(store, config, final.fs.layers, options.tags)
         _write_outputs(store, options, desc, final.fs.layers, final.fs.diff_ids)
         for spec in options.cache_to:
             from pallet.build.cache_io import export_cache
@@ -217,6 +219,62 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
         plan.unused_build_args,
         pushed,
     )
+
+
+def _store_image(
+    store: Store, config: ImageConfig, layers: tuple[Descriptor, ...], tags: tuple[str, ...]
+) -> Descriptor:
+    """Config, manifest, then tags (or a dangling entry), each written only if it is not
+    there already: a rebuild that changed nothing leaves the store untouched, as docker."""
+    from pallet.oci import mediatypes as mt
+    from pallet.oci.manifest import Manifest
+    from pallet.oci.reference import Reference
+
+    config_bytes = config.to_bytes()
+    config_desc = Descriptor(mt.OCI_CONFIG, Digest.from_bytes(config_bytes), len(config_bytes))
+    if not store.has_blob(config_desc.digest):
+        store.write_blob(config_bytes, config_desc.digest)
+    manifest = Manifest.build(config_desc, list(layers))
+    if not store.has_blob(manifest.digest):
+        store.write_blob(manifest.raw, manifest.digest)
+    desc = manifest.descriptor()
+    present = {(e.name, e.digest) for e in store.images()}
+    names = [str(Reference.parse(n).normalized()) for n in tags]
+    for name in names:
+        if (name, desc.digest) not in present:
+            store.tag(name, desc)
+    if not names and not any(digest == desc.digest for _, digest in present):
+        store.add_image(desc)
+    return desc
+
+
+def _dead_builders_containers(store: Store) -> bool:
+    """Whether the runtime's state holds a RUN container whose builder died (its id is
+    ``pallet-build-<builder pid>-<random>``): only then is the runtime asked to list them."""
+    try:
+        names = os.listdir(store.root / RUNTIME_STATE)
+    except FileNotFoundError:
+        return False
+    for name in names:
+        parts = name.split("-")
+        if len(parts) == 4 and parts[:2] == ["pallet", "build"] and parts[2].isdigit():
+            try:
+                os.kill(int(parts[2]), 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+    return False
+
+
+def _runtime(store: Store) -> OCIRuntime:
+    """The OCI runtime for RUN steps, once RUN containers of dead builders are gone."""
+    from pallet.build.run_step import clean_stale_containers
+    from pallet.runtime.oci_runtime import OCIRuntime, find_runtime
+
+    runtime = OCIRuntime(find_runtime(), store.root / RUNTIME_STATE)
+    clean_stale_containers(runtime)
+    return runtime
 
 
 def _check_push(options: BuildOptions) -> None:

@@ -19,6 +19,9 @@ from pallet.oci.digest import Digest
 from pallet.store import Store
 
 LEASE_ID = "build-cache"
+#: ``last_used`` is refreshed on a hit only when older than this, so back-to-back
+#: rebuilds do not write the database
+LAST_USED_RESOLUTION = 3600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS build_cache (
@@ -53,11 +56,14 @@ class BuildCache:
     def get(self, key: str) -> CacheEntry | None:
         with self.store.state.connect() as db:
             row = db.execute(
-                "SELECT layer, diff_id, history_created FROM build_cache WHERE key = ?", (key,)
+                "SELECT layer, diff_id, history_created, last_used FROM build_cache WHERE key = ?",
+                (key,),
             ).fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE build_cache SET last_used = ? WHERE key = ?", (time.time(), key))
+            now = time.time()
+            if now - row[3] > LAST_USED_RESOLUTION:  # as relatime: rebuilds write rarely
+                db.execute("UPDATE build_cache SET last_used = ? WHERE key = ?", (now, key))
         if row[0] is None:
             return CacheEntry(None, None, row[2])
         try:

@@ -13,12 +13,9 @@ import hashlib
 import os
 import posixpath
 import stat
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
-
-import zstandard
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from pallet.build.fsops import (
     CopyOptions,
@@ -35,6 +32,9 @@ from pallet.dockerfile.ignore import PatternMatcher
 from pallet.dockerfile.plan import CopyStep, Step
 from pallet.errors import BuildError
 from pallet.oci.digest import Digest
+
+if TYPE_CHECKING:
+    import tarfile  # ADD's archives only: imported where they are opened
 
 _URL_PREFIXES = ("http://", "https://")
 _MAX_DOWNLOAD = 8 << 30
@@ -165,6 +165,8 @@ def _decompressed(head: bytes, raw: BinaryIO) -> BinaryIO | None:
     import gzip
     import lzma
 
+    import zstandard
+
     if head.startswith(b"\x1f\x8b"):
         return cast(BinaryIO, gzip.GzipFile(fileobj=raw))
     if head.startswith(b"BZh"):
@@ -178,6 +180,10 @@ def _decompressed(head: bytes, raw: BinaryIO) -> BinaryIO | None:
 
 def _open_archive(path: Path) -> tarfile.TarFile | None:
     """A tar reader if ``path`` is a (possibly compressed) tar archive, else None."""
+    import tarfile
+
+    import zstandard
+
     with open(path, "rb") as f:
         head = f.read(512)
     raw = open(path, "rb")  # noqa: SIM115  (closed by _extract or below)
@@ -199,6 +205,10 @@ def _open_archive(path: Path) -> tarfile.TarFile | None:
 
 
 def _extract(tf: tarfile.TarFile, dest: Path, where: str, source: str) -> None:
+    import tarfile
+
+    import zstandard
+
     def keep_modes(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
         # the "tar" filter refuses absolute names, ``..`` and links leading out of dest;
         # it also clears setuid and group/other write bits, which Docker keeps

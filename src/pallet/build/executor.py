@@ -16,7 +16,7 @@ import posixpath
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -39,7 +39,6 @@ from pallet.build.keys import digest_of, step_doc
 from pallet.build.options import BuildOptions
 from pallet.build.progress import Progress
 from pallet.build.rootfs import readonly_rootfs, writable_rootfs
-from pallet.build.run_step import RunEnv, drop_untouched_copy_ups, run_command
 from pallet.build.sources import ContextTree, SourceTree
 from pallet.dockerfile.plan import BuildPlan, CopySource, CopyStep, StagePlan, Step
 from pallet.errors import BuildError, ContainerError
@@ -48,13 +47,12 @@ from pallet.oci.chainid import chain_ids as compute_chain_ids
 from pallet.oci.config import ImageConfig, history_entry
 from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
-from pallet.runtime.oci_runtime import OCIRuntime
-from pallet.runtime.users import resolve_user
-from pallet.store import Lease, Store
+from pallet.store import Store
 from pallet.store.snapshots import LayerOrigin
 
 if TYPE_CHECKING:
     from pallet.build.cache_io import CacheSpec, ImportedCache
+    from pallet.runtime.oci_runtime import OCIRuntime
 
 HISTORY_COMMENT = "buildkit.dockerfile.v0"
 
@@ -120,23 +118,24 @@ class StageRunner:
     def __init__(
         self,
         store: Store,
-        lease: Lease,
         options: BuildOptions,
         plan: BuildPlan,
         context: ContextTree,
         images: Mapping[str, LocalImage],
-        runtime: OCIRuntime | None,
+        runtime: Callable[[], OCIRuntime] | None,
         scratch: Path,
         progress: Progress,
         secrets: Mapping[str, Path],
     ) -> None:
         self.store = store
-        self.lease = lease
         self.options = options
         self.plan = plan
         self.context = context
         self.images = images
-        self.runtime = runtime
+        #: makes the OCI runtime at the first RUN that misses the cache (a cached build
+        #: never starts one); None: the plan has no RUN
+        self._make_runtime = runtime
+        self._runtime: OCIRuntime | None = None
         self.scratch = scratch
         self.progress = progress
         self.secrets = secrets
@@ -317,7 +316,6 @@ class StageRunner:
                     created = hit.created or self.created
                     if hit.layer is None or hit.diff_id is None:
                         return StepOutcome(fs, key, True, created)
-                    self.lease.add(hit.layer.digest)
                     return StepOutcome(fs.plus(hit.layer, hit.diff_id), key, False, created)
             with self._lock:
                 self.counters.executed += 1
@@ -393,10 +391,17 @@ class StageRunner:
         root = stack.enter_context(readonly_rootfs(lowers, self.scratch))
         return SourceTree(root), key
 
+    def runtime(self, label: str) -> OCIRuntime:
+        with self._lock:
+            if self._runtime is None:
+                if self._make_runtime is None:
+                    raise BuildError(f"{label}: no OCI runtime to run it")
+                self._runtime = self._make_runtime()
+            return self._runtime
+
     def lowerdirs(self, fs: FsState) -> list[Path]:
         if not fs.layers:
             return []
-        self.lease.add_all(fs.chain_ids())
         return self.store.snapshots.ensure(list(fs.layers), list(fs.diff_ids))
 
     def _execute(
@@ -446,10 +451,10 @@ class StageRunner:
                             f"{label}: {exc.strerror or exc}: {exc.filename}"
                         ) from None
                 elif step.run is not None:
-                    if self.runtime is None:
-                        raise BuildError(f"{label}: no OCI runtime to run it")
+                    from pallet.build.run_step import RunEnv, run_command
+
                     env = RunEnv(
-                        self.runtime,
+                        self.runtime(label),
                         self.scratch,
                         self.store.root / "build" / "cache-mounts",
                         self.secrets,
@@ -463,6 +468,8 @@ class StageRunner:
                 elif step.workdir is not None:
                     owner = None
                     if step.config.user:
+                        from pallet.runtime.users import resolve_user
+
                         try:
                             u = resolve_user(root, step.config.user)
                             owner = Owner(u.uid, u.gid)
@@ -473,7 +480,10 @@ class StageRunner:
                 # COPY's commit reads its files while the unmount flushes them to disk
                 step_root.release(background=not parents)
                 upper = work / "fs"
-                drop_untouched_copy_ups(upper, parents)
+                if parents:
+                    from pallet.build.run_step import drop_untouched_copy_ups
+
+                    drop_untouched_copy_ups(upper, parents)
                 if not any(upper.iterdir()):
                     return None  # an empty diff makes no layer, as in Docker
                 from pallet.layer.commit import commit_layer  # not needed by cached builds
@@ -488,12 +498,10 @@ class StageRunner:
                         source_date_epoch=self.epoch,
                     )
                     digest, size = writer.commit(info.digest)
-            self.lease.add(digest)
             # the tree was just written as this layer: check verifies it by its diff ID
             chain_id = self.store.snapshots.adopt(
                 work, info.diff_id, parent_chain, LayerOrigin(self.epoch)
             )
-            self.lease.add(chain_id)
         return Descriptor(info.media_type, digest, size), info.diff_id, chain_id
 
 

@@ -1,0 +1,69 @@
+"""``pallet build`` without click: a rebuild that finds everything cached takes less time
+than importing click, so ``main`` offers a build command line here first.
+
+The parser is the fast path's (``pallet.cli.fast_path``) over ``build``'s own flag table
+(``pallet.cli.build_flags``, which the click command reads too). Anything it does not
+understand (``--help``, an unknown or malformed flag, a bad choice or number, no context
+or more than one) returns None and the click command handles it, with its messages.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pallet.cli.build_flags import BUILD_FLAGS
+from pallet.cli.fast_path import _Command, _exit_now, _parse_args, _Unhandled
+
+_BUILD = _Command(BUILD_FLAGS, interspersed=True)  # click lets flags follow the context
+
+
+def parse(argv: list[str]) -> tuple[Path | None, dict[str, object]] | None:
+    """``(--root or None, keywords)`` for a ``build`` command line; None if click must
+    handle it."""
+    root: Path | None = None
+    i = 0
+    while i < len(argv) and argv[i].startswith("--root"):
+        if argv[i] == "--root" and i + 1 < len(argv):
+            root, i = Path(argv[i + 1]), i + 2
+        elif argv[i].startswith("--root="):
+            root, i = Path(argv[i][len("--root=") :]), i + 1
+        else:
+            return None
+        if os.path.isfile(root):
+            return None  # click's "is a file" error
+    if i >= len(argv) or argv[i] != "build":
+        return None
+    try:
+        kw, positional = _parse_args(_BUILD, argv[i + 1 :])
+    except _Unhandled:
+        return None
+    if len(positional) != 1 or positional[0] in ("", "-"):
+        return None  # click's usage errors, and the rare "-"
+    kw["context"] = Path(positional[0])
+    return root, kw
+
+
+def try_fast_build(argv: list[str], *, hard_exit: bool = False) -> None:
+    """Build and exit if the fast path understands ``argv``; else return. ``hard_exit``
+    (the console entry point only) skips the interpreter's teardown."""
+    parsed = parse(argv)
+    if parsed is None:
+        return
+    from pallet.cli.build_exec import run_build
+    from pallet.errors import PalletError
+
+    root, kw = parsed
+    code = 0
+    try:
+        run_build(root, kw)
+    except PalletError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        code = 130
+    if hard_exit:
+        _exit_now(code)
+    sys.exit(code)
