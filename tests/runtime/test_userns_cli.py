@@ -135,6 +135,7 @@ def test_networks_under_a_user_namespace(pallet: Pallet) -> None:
         (("--uidmap", "0:100000:10", "--uidmap", "5:200000:10"), "overlap"),
         (("--userns=auto", "--uidmap", "0:100000:10"), "cannot be combined"),
         (("--userns=auto:size=x",), "size=N"),
+        (("--uidmap", "0:100000:100", "-u", "1000"), "uid 1000 is not mapped"),
     ],
 )
 def test_bad_userns_flags_are_refused(pallet: Pallet, flags: tuple[str, ...], message: str) -> None:

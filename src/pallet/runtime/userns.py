@@ -52,6 +52,16 @@ class UserNamespace:
     def host_gid(self, gid: int) -> int:
         return _map(self.gids, gid)
 
+    def check_user(self, user: str, uid: int, gid: int) -> None:
+        """The container's process must run as mapped IDs (the runtime's own error is
+        a bare ``setresuid: Invalid argument``)."""
+        for kind, value, extents in (("uid", uid, self.uids), ("gid", gid, self.gids)):
+            if not any(c <= value < c + n for c, _, n in extents):
+                raise InvalidArgument(
+                    f"user {user!r}: {kind} {value} is not mapped in the container's user "
+                    "namespace (see --uidmap/--gidmap, --userns=auto:size=N)"
+                )
+
     def container_ids(self, uid: int, gid: int) -> tuple[int, int]:
         """Host IDs as the container sees them (unmapped: the overflow ID)."""
         return _unmap(self.uids, uid), _unmap(self.gids, gid)
