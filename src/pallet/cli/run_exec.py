@@ -128,18 +128,42 @@ def create(
 
 def attach(containers: Containers, record: ContainerRecord, interactive: bool) -> None:
     """Run the container in this process (the monitor) with our stdio; exit with its code."""
+    stdin = sys.stdin if interactive or record.tty else subprocess.DEVNULL
     try:
-        code = containers.run_monitored(
-            record,
-            stdin=sys.stdin if interactive or record.tty else subprocess.DEVNULL,
-            stdout=sys.stdout.buffer,
-            stderr=sys.stderr.buffer,
-        )
+        if record.auto_remove:
+            # its log would go with it, unread: the container writes to our streams itself
+            code = containers.run_monitored(
+                record, stdin=stdin, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer
+            )
+        else:
+            code = _run_logged(containers, record, stdin)
     finally:
         if record.auto_remove:
             containers.remove(record.id, force=True, volumes=True)
     sys.stdout.flush()
     sys.exit(code)
+
+
+def _run_logged(containers: Containers, record: ContainerRecord, stdin: Any) -> int:
+    """Run with the container's stdout and stderr kept in its log (``pallet logs`` shows
+    them later, as docker's does) and passed on to ours as they come, each to its own."""
+    import os
+
+    from pallet.runtime.logs import LogWriter
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    writer = LogWriter(containers.dir(record.id) / "container.log")
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    writer.pump(out_r, "stdout", echo=sys.stdout.fileno())
+    writer.pump(err_r, "stderr", echo=sys.stderr.fileno())
+    try:
+        return containers.run_monitored(record, stdin=stdin, stdout=out_w, stderr=err_w)
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+        writer.close()  # the pipes end with the container's last process
 
 
 def run_container(root: Path | None, kw: dict[str, Any]) -> None:

@@ -26,9 +26,6 @@ from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from pallet.errors import Conflict, ContainerError, InvalidArgument, PalletError
 from pallet.images.lookup import find_image
-from pallet.runtime.logs import LogWriter
-from pallet.runtime.mounts import MountRequest, parse_mount, parse_tmpfs, parse_volume
-from pallet.runtime.network import DNS_ADDR, PortMapping, Slirp, parse_publish, reserve
 from pallet.runtime.oci_runtime import OCIRuntime, find_runtime
 from pallet.runtime.records import ContainerRecord, ContainerRecords, new_id, now
 from pallet.runtime.spec import Mount, NetworkMode, Resources, SpecOptions, build_spec
@@ -37,6 +34,8 @@ from pallet.store import Store
 from pallet.store.overlay import unmount
 
 if TYPE_CHECKING:
+    from pallet.runtime.mounts import MountRequest
+    from pallet.runtime.network import Slirp
     from pallet.runtime.userns import UserNamespace
 
 INIT_PATH = "/sbin/pallet-init"
@@ -142,11 +141,7 @@ class Containers:
     def create(self, opts: RunOptions) -> ContainerRecord:
         """Check everything that can be wrong first (image, name, mount specs), then make
         the record, the overlay rootfs, volumes and bundle; a failure leaves nothing."""
-        requests = [
-            *(parse_volume(v) for v in opts.binds),
-            *(parse_mount(m) for m in opts.mounts),
-            *(parse_tmpfs(t) for t in opts.tmpfs),
-        ]
+        requests = _mount_requests(opts)
         policy = parse_restart(opts.restart)
         if opts.auto_remove and policy.name != "no":
             raise InvalidArgument("Conflicting options: --restart and --rm")
@@ -164,11 +159,17 @@ class Containers:
         argv = merge_command(cfg.entrypoint, cfg.cmd, opts.entrypoint, opts.command)
         if not argv:
             raise ContainerError("no command specified")
-        ports = [parse_publish(p) for p in opts.publish] if opts.network == "private" else []
-        ports = [reserve(p) for p in ports]
-        taken = {r.target for r in requests}
-        requests += [MountRequest("volume", os.path.normpath(v)) for v in cfg.volumes or ()
-                     if os.path.normpath(v) not in taken]  # fmt: skip
+        ports = []
+        if opts.publish and opts.network == "private":
+            from pallet.runtime.network import parse_publish, reserve
+
+            ports = [reserve(parse_publish(p)) for p in opts.publish]
+        if cfg.volumes:
+            from pallet.runtime.mounts import MountRequest
+
+            taken = {r.target for r in requests}
+            requests += [MountRequest("volume", os.path.normpath(v)) for v in cfg.volumes
+                         if os.path.normpath(v) not in taken]  # fmt: skip
         created_sources = []
         for req in requests:
             if req.kind == "bind" and not os.path.exists(req.source):
@@ -277,8 +278,6 @@ class Containers:
                 record, volumes=tuple(named + anonymous), anonymous_volumes=tuple(anonymous)
             )
         user = resolve_user(rootfs, opts.user if opts.user is not None else (cfg.user or "root"))
-        if userns is not None:
-            userns.check_user(opts.user or cfg.user or "root", user.uid, user.gid)
         hostname = opts.hostname or (
             os.uname().nodename if opts.network == "host" else record.id[:12]
         )
@@ -343,12 +342,14 @@ class Containers:
         self, rootfs: Path, requests: list[MountRequest], userns: UserNamespace | None = None
     ) -> tuple[list[Mount], list[str], list[str]]:
         """OCI mounts for the requests; volumes are created (and seeded) as needed."""
-        from pallet.runtime.volumes import Volumes, seed
-
-        volumes = Volumes(self.store)
         mounts: list[Mount] = []
         named: list[str] = []
         anonymous: list[str] = []
+        if not requests:
+            return mounts, named, anonymous
+        from pallet.runtime.volumes import Volumes, seed
+
+        volumes = Volumes(self.store)
         for req in requests:
             mode = "ro" if req.readonly else "rw"
             if req.kind == "tmpfs":
@@ -390,6 +391,8 @@ class Containers:
         with contextlib.suppress(OSError):
             resolv = Path("/etc/resolv.conf").read_text()
         if opts.network == "private":
+            from pallet.runtime.network import DNS_ADDR
+
             resolv = f"nameserver {DNS_ADDR}\n"  # slirp4netns forwards to the host's
         if opts.dns:
             resolv = "".join(f"nameserver {d}\n" for d in opts.dns)
@@ -459,7 +462,7 @@ class Containers:
         runtime_log.unlink(missing_ok=True)
         bundle = str(cdir / "bundle")
         if record.tty:
-            return self._run_tty(record, bundle, pid_file, runtime_log, on_started)
+            return self._run_tty(record, bundle, pid_file, runtime_log, stdout, on_started)
         runtime = self.runtime_for(record)
         proc = subprocess.run(
             runtime.command_with_log(
@@ -508,10 +511,15 @@ class Containers:
                 signal.signal(sig, old)
             if slirp is not None:
                 slirp.signal_stop()
+        deleting = runtime.start_delete(record.id)
         try:
-            runtime.delete(record.id)
+            if record.auto_remove:
+                # removed next: the unmount (overlayfs syncs its upper filesystem) overlaps
+                # the runtime's delete
+                self.unmount_rootfs(record.id)
             self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
         finally:
+            deleting.wait()
             if slirp is not None:
                 slirp.wait()
         return status
@@ -522,15 +530,17 @@ class Containers:
         bundle: str,
         pid_file: Path,
         runtime_log: Path,
+        stdout: int | IO[Any] | None,
         on_started: Callable[[], None] | None,
     ) -> int:
         """``-t``: the runtime in the foreground makes the pty, puts our terminal in raw
-        mode and copies both ways; we keep the window size in sync (crun leaves it 0x0 and
-        ignores SIGWINCH); Ctrl-C and Ctrl-D travel as bytes to the container's terminal."""
+        mode and copies both ways (the pty's output to ``stdout``); we keep the window size
+        in sync (crun leaves it 0x0 and ignores SIGWINCH); Ctrl-C and Ctrl-D travel as
+        bytes to the container's terminal."""
         from pallet.runtime.terminal import raw_terminal
 
         with raw_terminal(sys.stdin if sys.stdin.isatty() else None, pid_file):
-            return self._run_tty_raw(record, bundle, pid_file, runtime_log, on_started)
+            return self._run_tty_raw(record, bundle, pid_file, runtime_log, stdout, on_started)
 
     def _run_tty_raw(
         self,
@@ -538,13 +548,15 @@ class Containers:
         bundle: str,
         pid_file: Path,
         runtime_log: Path,
+        stdout: int | IO[Any] | None,
         on_started: Callable[[], None] | None,
     ) -> int:
         runtime = self.runtime_for(record)
         proc = subprocess.Popen(
             runtime.command_with_log(
                 runtime_log, "run", "--bundle", bundle, "--pid-file", str(pid_file), record.id
-            )
+            ),
+            stdout=stdout,
         )
         while not pid_file.exists() and proc.poll() is None:
             time.sleep(0.002)  # the window size is set the sooner
@@ -581,6 +593,8 @@ class Containers:
         """slirp4netns into the new network namespace, with the published ports."""
         if record.network != "private":
             return None
+        from pallet.runtime.network import PortMapping, Slirp
+
         self.runtime.state_root.mkdir(parents=True, exist_ok=True)
         slirp = Slirp.start(pid, self.slirp_socket(record.id))
         try:
@@ -707,17 +721,20 @@ class Containers:
                     vols.remove(name)
         return record
 
+    def unmount_rootfs(self, container_id: str) -> None:
+        rootfs = self.dir(container_id) / "rootfs"
+        if os.path.ismount(rootfs):
+            unmount(rootfs, lazy=True)
+
     def _cleanup(self, record: ContainerRecord) -> None:
         if self.runtime.knows(record.id):  # the monitor deletes it when the container exits
             self.runtime_for(record).delete(record.id, force=True)
         cdir = self.dir(record.id)
-        rootfs = cdir / "rootfs"
         if record.host_config.get("IDMappings"):
             from pallet.runtime.idmap import runtime_root, unmount_runtime_view
 
             unmount_runtime_view(runtime_root(self.runtime.state_root, record.id))
-        if os.path.ismount(rootfs):
-            unmount(rootfs, lazy=True)
+        self.unmount_rootfs(record.id)
         shutil.rmtree(cdir, ignore_errors=True)
         # slirp4netns leaves its socket when its monitor was SIGKILLed
         self.slirp_socket(record.id).unlink(missing_ok=True)
@@ -725,6 +742,19 @@ class Containers:
         if record.lease_id:
             with contextlib.suppress(PalletError):
                 self.store.leases.get(record.lease_id).release()
+
+
+def _mount_requests(opts: RunOptions) -> list[MountRequest]:
+    """``-v``, ``--mount`` and ``--tmpfs``, checked."""
+    if not (opts.binds or opts.mounts or opts.tmpfs):
+        return []
+    from pallet.runtime.mounts import parse_mount, parse_tmpfs, parse_volume
+
+    return [
+        *(parse_volume(v) for v in opts.binds),
+        *(parse_mount(m) for m in opts.mounts),
+        *(parse_tmpfs(t) for t in opts.tmpfs),
+    ]
 
 
 def _valid_name(name: str) -> bool:
@@ -888,6 +918,8 @@ def monitor_main(argv: list[str]) -> None:
     store = Store.open(Path(root))
     containers = Containers(store)
     record = containers.records.get(container_id)
+    from pallet.runtime.logs import LogWriter
+
     writer = LogWriter(Path(log))
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()

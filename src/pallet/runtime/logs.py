@@ -34,7 +34,8 @@ class LogEntry:
 
 
 class LogWriter:
-    """Copies the container's stdout/stderr pipes into the log file, one thread each."""
+    """Copies the container's stdout/stderr pipes into the log file, one thread each
+    (and, for a container in the foreground, on to the caller's own streams)."""
 
     def __init__(self, path: Path) -> None:
         self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
@@ -51,15 +52,19 @@ class LogWriter:
         with self._lock:
             self._file.write(line)
 
-    def pump(self, fd: int, stream: str) -> None:
-        thread = threading.Thread(target=self._copy, args=(fd, stream), daemon=True)
+    def pump(self, fd: int, stream: str, echo: int | None = None) -> None:
+        """Log what arrives on ``fd`` until its end; with ``echo``, pass it on to that fd
+        as it comes (not line by line: a prompt without a newline shows at once)."""
+        thread = threading.Thread(target=self._copy, args=(fd, stream, echo), daemon=True)
         thread.start()
         self._threads.append(thread)
 
-    def _copy(self, fd: int, stream: str) -> None:
+    def _copy(self, fd: int, stream: str, echo: int | None) -> None:
         pending = b""
         try:
             while chunk := os.read(fd, 65536):
+                if echo is not None:
+                    echo = _echo(echo, chunk)
                 pending += chunk
                 while (cut := pending.find(b"\n")) >= 0 or len(pending) >= _MAX_LINE:
                     end = cut + 1 if 0 <= cut < _MAX_LINE else _MAX_LINE
@@ -74,6 +79,16 @@ class LogWriter:
         for thread in self._threads:
             thread.join(timeout)
         self._file.close()
+
+
+def _echo(fd: int, data: bytes) -> int | None:
+    """Write all of ``data`` to ``fd``; None once the reader is gone (the log goes on)."""
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError:
+        return None
+    return fd
 
 
 def read_entries(path: Path, offset: int = 0) -> tuple[list[LogEntry], int]:

@@ -152,5 +152,14 @@ class OCIRuntime:
         return (self.state_root / container_id).exists()
 
     def delete(self, container_id: str, *, force: bool = True) -> None:
+        self.start_delete(container_id, force=force).wait()
+
+    def start_delete(self, container_id: str, *, force: bool = True) -> subprocess.Popen[bytes]:
+        """``delete`` under way: the caller may do other work, then wait for it."""
         args = ["delete"] + (["--force"] if force else []) + [container_id]
-        subprocess.run(self._cmd(*args), capture_output=True, check=False)
+        return subprocess.Popen(
+            self._cmd(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )

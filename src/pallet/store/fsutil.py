@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 
@@ -22,6 +21,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
 
     The temporary file lives in the same directory so the final step is a rename.
     """
+    import tempfile  # not at import: commands that never write here skip its imports
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

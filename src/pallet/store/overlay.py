@@ -13,7 +13,6 @@ import ctypes
 import errno
 import os
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -132,6 +131,8 @@ def _mount_short_paths(
 ) -> None:
     # mount(8) runs in a directory of symlinks "0", "1", ...: the kernel resolves the
     # relative lowerdirs against that cwd, and the links can go once the mount exists.
+    import tempfile  # rarely needed: the new mount API is the usual path
+
     with tempfile.TemporaryDirectory(prefix=".mnt-", dir=target.parent) as tmp:
         for i, path in enumerate(lower_top_first):
             os.symlink(path.resolve(), os.path.join(tmp, str(i)))
