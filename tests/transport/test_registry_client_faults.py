@@ -243,6 +243,18 @@ def test_large_blobs_upload_in_chunks(
     assert store.read_blob(sha256(image.layers[1]), max_size=2 * BIG) == image.layers[1]
 
 
+def test_a_small_remainder_rides_with_the_last_chunk(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each PATCH costs the registry a commit of the upload's state: no tiny last one
+    monkeypatch.setattr(registry_upload, "MONOLITHIC_MAX", 10_000)
+    monkeypatch.setattr(registry_upload, "CHUNK_SEEKABLE", 100_000)
+    image = make_image((1000, 210_000))
+    name = pushed_image(tmp_path, registry, "app", image)
+    assert registry.log_text().count('"PATCH /v2/app/blobs/uploads/') == 2
+    assert pull(name, tmp_path / "dest").digest == image.digest
+
+
 def test_push_resumes_after_a_dropped_upload(
     tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,7 +35,8 @@ from pallet.transport.store import StoreSource
 if TYPE_CHECKING:
     from pallet.transport.registry import RegistryDestination
 
-DEFAULT_CONCURRENCY = 3
+#: blobs uploaded at once (docker's default for pushes)
+DEFAULT_CONCURRENCY = 5
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,9 @@ def _send_blobs(
                 # the next one streams meanwhile.
                 dest.put_blob(desc, stream, on_streamed=slot.release)
 
+    # Smallest first: they finish at once and free their slots, and the registry's
+    # commits of them (each an fsync) come while little of the big ones is written yet.
+    order = sorted(blobs, key=lambda d: d.size)
     with store.lease([top.digest]):
-        run_all(blobs, send, concurrency=workers_for(blobs, concurrency), cancel=cancel)
+        run_all(order, send, concurrency=workers_for(order, concurrency), cancel=cancel)
     return counts

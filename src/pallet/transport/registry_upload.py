@@ -141,6 +141,10 @@ class BlobUpload:
         held: tuple[int, bytes] | None = None  # (start, bytes) of a non-seekable chunk
         while offset < size:
             end = min(offset + chunk_size, size)
+            if self._seekable and size - end < chunk_size // 4:
+                # No small last chunk: each PATCH ends with the registry writing the
+                # upload's state to disk (distribution fsyncs it), worth paying once.
+                end = size
             body: Body
             if self._fd is not None:
                 body = _sendfile_body(self._fd, base + offset, end - offset)
