@@ -56,10 +56,12 @@ class ContextHasher:
         conn.execute(_SCHEMA)
         return conn
 
-    def digests(self, files: Iterable[tuple[str, os.stat_result]]) -> dict[str, Digest]:
-        """Map each absolute path of a regular file to the sha256 of its content."""
+    def digests(self, files: Iterable[tuple[str, os.stat_result]]) -> dict[str, str]:
+        """Map each absolute path of a regular file to the sha256 of its content
+        (``sha256:<hex>``; plain strings: a large context would spend more on building
+        thousands of validated Digest objects than on its stat calls)."""
         wanted = [(p, st) for p, st in files if stat.S_ISREG(st.st_mode)]
-        result: dict[str, Digest] = {}
+        result: dict[str, str] = {}
         conn = self._connect()
         try:
             cached: dict[str, tuple[tuple[int, int, int, int, int], str]] = {}
@@ -77,7 +79,7 @@ class ContextHasher:
             for path, st in wanted:
                 hit = cached.get(path)
                 if hit is not None and hit[0] == _key(st):
-                    result[path] = Digest(hit[1])
+                    result[path] = hit[1]
                 else:
                     misses.append((path, st))
             if misses:

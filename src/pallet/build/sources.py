@@ -20,7 +20,6 @@ from pallet.build.fsops import secure_join
 from pallet.dockerfile.context import find_ignore_file, load_ignore_file, walk_context
 from pallet.dockerfile.ignore import PatternMatcher
 from pallet.errors import BuildError
-from pallet.oci.digest import Digest
 
 _GLOB = frozenset("*?[")
 
@@ -142,7 +141,7 @@ class ContextTree(SourceTree):
         self._hasher = hasher
         self._entries: dict[str, os.stat_result] | None = None
         self._children: dict[str, list[str]] = {}
-        self._digests: dict[str, Digest] = {}
+        self._digests: dict[str, str] = {}  # relative path -> hex sha256
         self._lock = threading.Lock()  # stages on several threads share one context
 
     def _index(self) -> dict[str, os.stat_result]:
@@ -181,19 +180,19 @@ class ContextTree(SourceTree):
         with self._lock:
             if rel not in self._digests:
                 self._prefetch(entries)
-            return self._digests[rel].encoded
+            return self._digests[rel]
 
     def _prefetch(self, entries: dict[str, os.stat_result]) -> None:
         # One batch for the whole context: the cache answers most with a stat.
-        files = [
-            (str(self.path(rel)), st)
-            for rel, st in entries.items()
-            if stat.S_ISREG(st.st_mode) and rel not in self._digests
-        ]
-        digests = self._hasher.digests(files)
         base = str(self.root) + "/"
-        for path, digest in digests.items():
-            self._digests[path.removeprefix(base)] = digest
+        files = [
+            (base + rel, st)
+            for rel, st in entries.items()
+            if rel and stat.S_ISREG(st.st_mode) and rel not in self._digests
+        ]
+        skip = len(base)
+        for path, digest in self._hasher.digests(files).items():
+            self._digests[path[skip:]] = digest.removeprefix("sha256:")
 
 
 def missing_source(tree: SourceTree, source: str, where: str) -> BuildError:
