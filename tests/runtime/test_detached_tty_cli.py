@@ -3,11 +3,19 @@ The monitor holds the pty master; the log gets the terminal's output as one stre
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
 
 import pytest
 
-from pallet_cli import Pallet
+from pallet_cli import CLI_ENV, Pallet
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime, pytest.mark.overlay]
 
@@ -54,3 +62,66 @@ def test_run_d_without_t_has_no_terminal(pallet: Pallet) -> None:
     pallet("run", "-d", "--name", "n1", "busybox", "sh", "-c", "tty; true")
     pallet("wait", "n1")
     assert pallet("logs", "n1").stdout == "not a tty\n"
+
+
+def _read_until(fd: int, token: bytes, timeout: float = 30.0) -> bytes:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while token not in buf and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+    assert token in buf, f"{token!r} not in {buf!r}"
+    return buf
+
+
+def _attach(pallet: Pallet, name: str) -> tuple[subprocess.Popen[bytes], int]:
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 27, 93, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pallet", "--root", str(pallet.root), "attach", name],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True, env=CLI_ENV,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )  # fmt: skip
+    os.close(slave)
+    return proc, master
+
+
+def test_attach_to_a_dit_shell_then_detach_and_exit(pallet: Pallet) -> None:
+    pallet("run", "-dit", "--name", "at1", "busybox", "sh")
+    proc, master = _attach(pallet, "at1")
+    try:
+        # $((..)) marks the output: the echoed typed line shows it unexpanded
+        os.write(master, b"stty size; echo at-$((1+1))\r")
+        out = _read_until(master, b"at-2\r\n").replace(b"\r", b"")
+        assert b"27 93\n" in out  # attach gave the container our window size
+        os.write(master, b"\x10\x11")  # Ctrl-P Ctrl-Q: detach, the shell runs on
+        _read_until(master, b"read escape sequence")
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert pallet("inspect", "-f", "{{.State.Status}}", "at1").stdout.strip() == "running"
+    proc, master = _attach(pallet, "at1")
+    try:
+        os.write(master, b"exit 5\r")
+        assert proc.wait(30) == 5  # the container's exit code
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert b"at-2" in pallet("logs", "at1").stdout.encode()  # the log has it all
+
+
+def test_attach_refuses_a_stopped_container(pallet: Pallet) -> None:
+    pallet("create", "-t", "--name", "st1", "busybox", "sh")
+    proc = pallet("attach", "st1", check=False)
+    assert proc.returncode != 0
+    assert "You cannot attach to a stopped container" in proc.stderr

@@ -128,6 +128,31 @@ def exec_cmd(ctx: click.Context, interactive: bool, tty: bool, detach: bool,
     sys.exit(code)
 
 
+@click.command("attach")
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@click.argument("name")
+@click.pass_context
+def attach_cmd(ctx: click.Context, no_stdin: bool, name: str) -> None:
+    """Attach to a running container's terminal (-t; detach with Ctrl-P Ctrl-Q) or output."""
+    import os
+
+    from pallet.runtime.attach import attach_terminal, socket_path
+    from pallet.runtime.control import attach_running, wait
+
+    containers = _containers(ctx)
+    record = containers.records.get(name)
+    if containers.true_state(record)[0] != "running":
+        raise PalletError("You cannot attach to a stopped container, start it first")
+    if not record.tty:
+        sys.exit(attach_running(containers, record.id, sys.stdout.buffer, sys.stderr.buffer))
+    path = socket_path(containers.runtime.state_root, record.id)
+    with open(os.devnull, "rb") if no_stdin else sys.stdin.buffer as stdin:
+        if not attach_terminal(path, stdin, sys.stdout.buffer):
+            click.echo("read escape sequence", err=True)
+            return
+    sys.exit(wait(containers, record.id))
+
+
 @click.command("prune")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
 @click.pass_context
@@ -216,7 +241,8 @@ def container_group() -> None:
 def register(group: click.Group) -> None:
     from pallet.cli import container_cmd, container_fs_cmd
 
-    commands = (stop_cmd, kill_cmd, restart_cmd, wait_cmd, rename_cmd, exec_cmd, stats_cmd)
+    commands = (stop_cmd, kill_cmd, restart_cmd, wait_cmd, rename_cmd, exec_cmd, stats_cmd,
+                attach_cmd)  # fmt: skip
     for command in commands:
         group.add_command(command)
     for command in (*commands, *container_fs_cmd.COMMANDS, *container_cmd.COMMANDS):

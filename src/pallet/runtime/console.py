@@ -68,9 +68,15 @@ class ConsoleSocket:
         self.path.unlink(missing_ok=True)
 
 
-def relay_output(master: int, out: int) -> threading.Thread:
-    """Copy the terminal's output to ``out`` until every holder of the pty's other end has
-    gone (the master then reads EIO), then close the master."""
+def relay_output(
+    master: int,
+    out: int,
+    also: Callable[[bytes], None] | None = None,
+    on_end: Callable[[], None] | None = None,
+) -> threading.Thread:
+    """Copy the terminal's output to ``out`` (and ``also``) until every holder of the pty's
+    other end has gone (the master then reads EIO); then ``on_end``, then close the master
+    (last, so nothing writes to a reused descriptor number)."""
 
     def copy() -> None:
         try:
@@ -83,10 +89,14 @@ def relay_output(master: int, out: int) -> threading.Thread:
                     break  # EIO: the container's side is closed
                 if not chunk:
                     break
+                if also is not None:
+                    also(chunk)
                 with contextlib.suppress(OSError):
                     while chunk:
                         chunk = chunk[os.write(out, chunk) :]
         finally:
+            if on_end is not None:
+                on_end()
             os.close(master)
 
     thread = threading.Thread(target=copy, name="console", daemon=True)
@@ -126,7 +136,19 @@ def run_with_console(
         master = console.receive()
     finally:
         console.close()
-    relay = relay_output(master, out)
+    from pallet.runtime.attach import AttachServer, socket_path
+
+    try:
+        clients: AttachServer | None = AttachServer(
+            socket_path(runtime.state_root, record.id), master
+        )
+    except OSError:  # the container runs and logs all the same, without attach
+        clients = None
+    relay = (
+        relay_output(master, out)
+        if clients is None
+        else relay_output(master, out, clients.broadcast, clients.close)
+    )
     pid = int(pid_file.read_text().strip())
     try:
         slirp = containers._network_up(record, pid)

@@ -738,6 +738,7 @@ class Containers:
         shutil.rmtree(cdir, ignore_errors=True)
         # slirp4netns leaves its socket when its monitor was SIGKILLed
         self.slirp_socket(record.id).unlink(missing_ok=True)
+        (self.runtime.state_root / f"{record.id[:16]}.attach").unlink(missing_ok=True)  # -t's
         self.records.remove(record.id)
         if record.lease_id:
             with contextlib.suppress(PalletError):
