@@ -4,6 +4,7 @@ layers); what it writes to a bind mount is owned by the mapped host ID."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -85,6 +86,20 @@ def test_commit_and_export_keep_the_containers_ids(pallet: Pallet) -> None:
         owners = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
     assert owners["etc/added"] == (0, 0) and owners["home/u"] == (1000, 1000)
     assert owners["bin/sh"] == (0, 0)
+
+
+def test_commit_of_a_deletion_has_a_root_owned_whiteout(pallet: Pallet) -> None:
+    pallet("run", "--name", "d1", "--userns=auto", "busybox", "rm", "/etc/group")
+    assert pallet("diff", "d1").stdout == "C /etc\nD /etc/group\n"
+    before = set((pallet.root / "blobs" / "sha256").iterdir())
+    pallet("commit", "d1", "deleted:1")
+    whiteouts = []
+    for blob in set((pallet.root / "blobs" / "sha256").iterdir()) - before:
+        with contextlib.suppress(tarfile.TarError), tarfile.open(blob, "r:*") as tar:
+            whiteouts += [m for m in tar.getmembers() if m.name == "etc/.wh.group"]
+    assert [(m.uid, m.gid) for m in whiteouts] == [(0, 0)]
+    proc = pallet("run", "--rm", "deleted:1", "ls", "/etc/group", check=False)
+    assert proc.returncode != 0
 
 
 def _export(pallet: Pallet, name: str) -> bytes:

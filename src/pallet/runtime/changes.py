@@ -105,6 +105,10 @@ def commit(
     if changes:
         container_config = apply_changes(container_config, changes, host_platform())
     upper = containers.dir(record.id) / "upper"
+    if record.host_config.get("IDMappings"):
+        from pallet.runtime.idmap import whiteouts_to_root
+
+        whiteouts_to_root(upper)  # overlayfs made them with its mounter's mapped ID
     with store.lease() as lease:
         desc, info = layer_from_dir(store, lease, upper, overlay=True)
         created = now_timestamp()

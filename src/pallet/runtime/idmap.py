@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -247,3 +248,15 @@ def unmapped_view(containers: Containers, record: ContainerRecord) -> Iterator[P
             unmount(view, lazy=True)
     finally:
         view.rmdir()
+
+
+def whiteouts_to_root(upper: Path) -> None:
+    """Give the whiteouts of a mapped container's upper dir (0/0 character devices) the
+    owner 0:0 they have everywhere else, before its layer is written."""
+    for dirpath, _, filenames in os.walk(upper):
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            with contextlib.suppress(OSError):
+                st = os.lstat(full)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0 and (st.st_uid or st.st_gid):
+                    os.chown(full, 0, 0, follow_symlinks=False)
