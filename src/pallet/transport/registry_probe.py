@@ -98,11 +98,9 @@ class _Connection:
         sock = socket.create_connection((url.host, url.port), timeout=CONNECT_TIMEOUT)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if url.scheme == "https" and tls is not False:
-                if tls is True:  # never asked for by pallet, but mean what aiohttp means
-                    import ssl
-
-                    tls = ssl.create_default_context()
+            if url.scheme == "https":
+                if isinstance(tls, bool):  # https always gets a context (registry_endpoint)
+                    raise Unsure(f"{url.netloc}: no TLS context")
                 sock = tls.wrap_socket(sock, server_hostname=url.host)
             sock.settimeout(READ_TIMEOUT)
         except BaseException:
