@@ -712,7 +712,7 @@ class Containers:
             if record.monitor_pid:
                 _wait_gone(record.monitor_pid, 2.0)  # let it record the exit first
         self._cleanup(record)
-        if volumes:
+        if volumes and record.anonymous_volumes:
             from pallet.runtime.volumes import Volumes
 
             vols = Volumes(self.store)

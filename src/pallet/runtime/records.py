@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from pallet.errors import Conflict, ContainerError, NotFound, StoreError
@@ -63,7 +63,8 @@ class ContainerRecord:
     runtime: str = ""  # the OCI runtime that runs it (crun, runc); "" in older records
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        # every field is plain JSON data: no deep copy (asdict's) needed to serialize it
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
     def from_json(cls, text: str) -> ContainerRecord:
