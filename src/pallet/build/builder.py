@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pallet.build import record
 from pallet.build.baseimage import image_for
 from pallet.build.context_hash import ContextHasher
 from pallet.build.copy_step import check_copy
@@ -127,6 +128,8 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
     platform = _platform(options)
     _check_push(options)
     text, name = _read_dockerfile(options)
+    record_key = record.record_key(options, text)
+    listing = record.context_listing(context) if record_key is not None else None
     dockerfile = parse(text, filename=os.path.basename(name))
     images: dict[str, LocalImage] = {}
 
@@ -206,6 +209,23 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
 
             export_cache(store, runner.records, spec.path)
     image_id = Digest.from_bytes(config.to_bytes())
+    if (
+        record_key is not None
+        and listing is not None
+        and _replayable(runner, config)
+        and record.context_listing(context) == listing  # not changed while we built
+    ):
+        record.save(
+            store,
+            record_key,
+            listing,
+            {ref: image.descriptor.digest for ref, image in images.items()},
+            list(runner.records),
+            desc,
+            image_id,
+            runner.vertices,
+            plan.unused_build_args,
+        )
     if options.iidfile is not None:
         options.iidfile.write_text(str(image_id))
     pushed = _push_tags(store, options, progress) if options.push else ()
@@ -219,6 +239,17 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
         plan.unused_build_args,
         pushed,
     )
+
+
+def _replayable(runner: StageRunner, config: ImageConfig) -> bool:
+    """Whether a build record may answer the next identical build: no step ran (so the
+    image came out of the cache alone), none fetched anything, and the image does not
+    carry this build's own clock (nothing but scratch below a stage of metadata)."""
+    if runner.counters.executed or runner.fetches:
+        return False
+    if runner.epoch is not None:
+        return True
+    return runner.created not in (config.created, *(h.created for h in config.history))
 
 
 def _store_image(

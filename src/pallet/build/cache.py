@@ -110,9 +110,13 @@ class BuildCache:
         return int(row[0])
 
     def prune(self) -> int:
-        """Forget every entry and release their blobs and snapshots to gc."""
+        """Forget every entry and release their blobs and snapshots to gc (and the build
+        records, which would only ever miss now)."""
+        from pallet.build.record import forget_all
+
         with self.store.state.connect() as db:
             count = int(db.execute("SELECT COUNT(*) FROM build_cache").fetchone()[0])
             db.execute("DELETE FROM build_cache")
             db.execute("DELETE FROM lease_resources WHERE lease_id = ?", (LEASE_ID,))
+        forget_all(self.store)
         return count

@@ -150,6 +150,10 @@ class StageRunner:
         self.results: dict[int, Future[StageResult]] = {}
         self.cancel = threading.Event()
         self.counters = Counters()
+        #: progress vertices shown (label, whether a step), for the build record
+        self.vertices: list[tuple[str, bool]] = []
+        #: whether a step fetched a URL or a git repository
+        self.fetches = False
         self._lock = threading.Lock()
 
     # -- stages -----------------------------------------------------------------------
@@ -202,10 +206,11 @@ class StageRunner:
         fs_steps = [s for s in stage.steps if s.changes_filesystem]
         total = len(fs_steps) + 1
         name = self.stage_name(stage)
-        number = self.progress.vertex(
+        number = self._vertex(
             f"[{name} 1/{total}] FROM {stage.base.image or 'scratch'}"
             if stage.base.kind != "stage"
-            else f"[{name} 1/{total}] FROM {self._stage_label(stage)}"
+            else f"[{name} 1/{total}] FROM {self._stage_label(stage)}",
+            step=False,
         )
         self.progress.done(number)
         use_cache = not self.options.no_cache and not self._filtered(stage)
@@ -246,6 +251,11 @@ class StageRunner:
         parent = self.plan.stage(stage.base.stage)
         return self.stage_name(parent)
 
+    def _vertex(self, label: str, *, step: bool) -> int:
+        with self._lock:
+            self.vertices.append((label, step))
+        return self.progress.vertex(label)
+
     def _filtered(self, stage: StagePlan) -> bool:
         names = {n.lower() for n in self.options.no_cache_filter}
         return bool(names) and ((stage.name or "").lower() in names or str(stage.index) in names)
@@ -255,7 +265,7 @@ class StageRunner:
     def _fs_step(
         self, step: Step, label: str, fs: FsState, parent_key: str, use_cache: bool
     ) -> StepOutcome:
-        number = self.progress.vertex(label)
+        number = self._vertex(label, step=True)
         with ExitStack() as stack:
             inputs: dict[str, object] = {}
             tree: SourceTree | None = None
@@ -274,6 +284,8 @@ class StageRunner:
                 renamed = [m.name for m in matches if m.name != posixpath.basename(m.path)]
                 if renamed:  # a symlink's target copied under the link's name
                     inputs["names"] = renamed
+                if any(is_url(src) or parse_git_ref(src) for src in copy.sources):
+                    self.fetches = True  # fetched again by every build: never recorded
                 try:
                     downloads, gits = self._remote_sources(copy, label)
                 except BuildError as exc:

@@ -43,8 +43,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def run_build(root: Path | None, kw: dict[str, Any]) -> None:
     """Build ``kw["context"]`` as the ``pallet build`` flags in ``kw`` say; prints the
     image ID on stdout (and progress on stderr)."""
-    from pallet.build import BuildOptions, Output, Progress, Secret, build
+    from pallet.build import BuildOptions, Output, Progress, Secret
     from pallet.build.options import parse_entitlements
+    from pallet.build.record import replay
     from pallet.build.rootfs import private_mount_namespace
     from pallet.store import Store
 
@@ -88,14 +89,22 @@ def run_build(root: Path | None, kw: dict[str, Any]) -> None:
     store = Store.open(root if root is not None else default_root())
     # the live view ends (final summary, cursor back) however the build ends
     with Progress(mode, sys.stderr) as shown:
-        result = build(store, options, shown)
-    if result.unused_build_args:
-        names = " ".join(result.unused_build_args)
+        # a rebuild identical to a fully cached one needs no planner (pallet.build.record)
+        replayed = replay(store, options, shown)
+        if replayed is None:
+            from pallet.build.builder import build
+
+            result = build(store, options, shown)
+            image_id, unused, pushed = result.image_id, result.unused_build_args, result.pushed
+        else:
+            image_id, unused, pushed = replayed.image_id, replayed.unused_build_args, ()
+    if unused:
+        names = " ".join(unused)
         print(f"[Warning] One or more build-args [{names}] were not consumed", file=sys.stderr)
-    for pushed in result.pushed:
+    for name in pushed:
         if mode != "quiet":
-            print(f"pushed {pushed}", file=sys.stderr)
-    print(str(result.image_id), flush=True)
+            print(f"pushed {name}", file=sys.stderr)
+    print(str(image_id), flush=True)
 
 
 def _ssh_agents(specs: tuple[str, ...]) -> tuple[SshAgent, ...]:
