@@ -3,7 +3,9 @@
 Scenarios (issue #4), every tool on the same files in one run:
 
 1. fully cached rebuild of a 10-instruction Dockerfile over a 2,000-file, 50 MB
-   context (after one cold build, which is reported too);
+   context (after one cold build, which is reported too); the first round's time is
+   shown beside the median (pallet's first fully cached rebuild runs the planner and
+   records the build, later identical ones replay that record);
 2. the same after one context file changed (a different file each round);
 3. cold build of ``COPY . /`` of 2 GiB (100 large incompressible files + 20,000 small
    text files) through to a compressed layer: pallet's build writes the gzip layer
@@ -415,7 +417,8 @@ def _rebuild_rows(tools: list[Tool], ctx: Path) -> list[dict[str, object]]:
         tag = "bench/rebuild:1"
         try:
             cold = tool.run(ctx, tag)
-            cached = _median([tool.run(ctx, tag) for _ in range(ROUNDS)])
+            cached_samples = [tool.run(ctx, tag) for _ in range(ROUNDS)]
+            cached = _median(cached_samples)
             changed_samples = []
             for _ in range(ROUNDS):
                 victim = victims[n_changed % len(victims)]
@@ -429,7 +432,16 @@ def _rebuild_rows(tools: list[Tool], ctx: Path) -> list[dict[str, object]]:
         cold_rows.append(
             _row(f"cold build ({CTX_FILES:,} files, {CTX_BYTES >> 20} MB)", tool, cold)
         )
-        cached_rows.append(_row("fully cached rebuild", tool, cached))
+        # pallet: the first rebuild plans (and records) the fully cached build, the later
+        # ones replay its record (docs/build.md, "Build records"); both are shown
+        cached_rows.append(
+            _row(
+                "fully cached rebuild",
+                tool,
+                cached,
+                first_round_s=round(cached_samples[0].seconds, 3),
+            )
+        )
         changed_rows.append(_row("one context file changed", tool, changed))
     _compare(cached_rows, "≤ 0.5")
     _compare(changed_rows, "≤ 1")
