@@ -112,7 +112,7 @@ def test_a_planted_symlink_is_replaced_not_followed(pallet: Pallet, tmp_path: Pa
     assert list(outside.iterdir()) == []
 
 
-def test_a_directory_swapped_for_a_symlink_mid_copy_lets_nothing_out(
+def test_a_directory_swapped_for_a_symlink_mid_copy_lets_nothing_through(
     pallet: Pallet, tmp_path: Path
 ) -> None:
     outside = tmp_path / "outside"
@@ -127,6 +127,17 @@ def test_a_directory_swapped_for_a_symlink_mid_copy_lets_nothing_out(
     for _ in range(8):  # each copy races the loop; failing with an error is fine
         pallet("cp", f"{src}/.", "r1:/race", check=False)
         assert list(outside.iterdir()) == []
+    # and out of it: the host's files the link names are never read into the copy
+    (outside / "host-secret").write_text("secret\n")
+    for i in range(8):
+        out = tmp_path / f"out{i}"
+        pallet("cp", "r1:/race", str(out), check=False)
+        assert not list(out.rglob("host-secret"))
+        proc = subprocess.run(
+            [sys.executable, "-m", "pallet", "--root", str(pallet.root), "cp", "r1:/race", "-"],
+            capture_output=True, env=CLI_ENV,
+        )  # fmt: skip
+        assert b"secret" not in proc.stdout
 
 
 def test_cp_under_a_user_namespace_uses_the_containers_ids(pallet: Pallet, tmp_path: Path) -> None:

@@ -7,12 +7,10 @@ host files, or stdin's) is unpacked by :mod:`pallet.runtime.copy_in`, which open
 parent without following symlinks and replaces an entry instead of writing through it: a
 container that plants a symlink, even while the copy runs, cannot make pallet write
 outside it. ``.wh.*`` names are plain files, as with docker. Out of the container,
-entries are read with ``lstat`` and symlinks are copied as symlinks. Under a user
-namespace, owners are shown and written as the container sees them.
-
-Reading out of a running container, a process inside may still swap a directory for a
-symlink while the copy reads it (the copy then holds what the link pointed to inside the
-container's view or stops with an error); stop the container first to rule that out.
+entries are read the same way (:mod:`pallet.runtime.container_paths`: ``O_NOFOLLOW`` from
+the rootfs or a mount's source), symlinks copied as symlinks: a directory swapped for a
+symlink while the copy reads it stops the copy, and no host file is ever read. Under a
+user namespace, owners are shown and written as the container sees them.
 """
 
 from __future__ import annotations
@@ -31,6 +29,7 @@ from typing import BinaryIO
 from pallet.errors import InvalidArgument, NotFound, PalletError
 from pallet.runtime.container import Containers
 from pallet.runtime.container_fs import ContainerFS
+from pallet.runtime.container_paths import Entry, open_entry, read_link, walk
 from pallet.runtime.records import ContainerRecord
 
 IdMap = Callable[[int, int], tuple[int, int]]
@@ -172,21 +171,6 @@ def _overwrite(source: Path, target: Path) -> None:
 # -- out of the container ---------------------------------------------------------------
 
 
-def _walk(fs: ContainerFS, path: str, host: Path, arcname: str) -> Iterator[tuple[str, Path]]:
-    """(name in the copy, host path) of ``path`` and everything below it, parents first;
-    mount points below are entered at their source."""
-    stack = [(path, host, arcname)]
-    while stack:
-        cpath, hpath, name = stack.pop()
-        yield name, hpath
-        if hpath.is_dir() and not hpath.is_symlink():
-            children = fs.children(cpath)
-            stack.extend(
-                (child, child_host, f"{name}/{leaf}")
-                for leaf, child, child_host in reversed(children)
-            )
-
-
 def _clear(target: Path) -> None:
     """Make room for a new entry at ``target``: never write through what is there."""
     if target.is_dir() and not target.is_symlink():
@@ -195,7 +179,8 @@ def _clear(target: Path) -> None:
         target.unlink()
 
 
-def _write_entry(host: Path, target: Path, st: os.stat_result) -> None:
+def _write_entry(fs: ContainerFS, cpath: str, target: Path, st: os.stat_result) -> None:
+    """One entry read from the container (never through a symlink) written at ``target``."""
     mode = st.st_mode
     if stat.S_ISDIR(mode):
         if target.is_symlink() or (os.path.lexists(target) and not target.is_dir()):
@@ -203,10 +188,14 @@ def _write_entry(host: Path, target: Path, st: os.stat_result) -> None:
         target.mkdir(exist_ok=True)
     elif stat.S_ISLNK(mode):
         _clear(target)
-        os.symlink(os.readlink(host), target)
+        os.symlink(read_link(fs, cpath), target)
     elif stat.S_ISREG(mode):
         _clear(target)
-        shutil.copyfile(host, target, follow_symlinks=False)
+        with (
+            os.fdopen(open_entry(fs, cpath), "rb") as src,
+            open(target, "xb") as out,
+        ):
+            shutil.copyfileobj(src, out)
     elif stat.S_ISFIFO(mode):
         _clear(target)
         os.mkfifo(target)
@@ -226,18 +215,17 @@ def _apply_metadata(
 
 
 def _write_host(
-    entries: Iterator[tuple[str, Path]], into: Path, keep_owner: bool, to_ctr: IdMap
+    fs: ContainerFS, entries: Iterator[Entry], into: Path, keep_owner: bool, to_ctr: IdMap
 ) -> None:
     dirs: list[tuple[Path, os.stat_result]] = []
-    for name, host in entries:
-        try:
-            st = os.lstat(host)
-        except FileNotFoundError:
-            continue  # removed by the running container meanwhile
-        target = into / name
+    for entry in entries:
+        st, target = entry.st, into / entry.arcname
         if stat.S_ISSOCK(st.st_mode):
             continue
-        _write_entry(host, target, st)
+        try:
+            _write_entry(fs, entry.cpath, target, st)
+        except FileNotFoundError:
+            continue  # removed by the running container meanwhile
         if stat.S_ISDIR(st.st_mode):
             dirs.append((target, st))  # modes and times once their content is in
         else:
@@ -256,21 +244,33 @@ def copy_out(
     keep_owner: bool = False,
 ) -> None:
     """``cp CTR:SRC DEST`` (DEST a host path, or a stream that gets a tar)."""
+    try:
+        _copy_out(containers, record, src, dest, follow_link, keep_owner)
+    except OSError as exc:  # e.g. a file the running container truncated meanwhile
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise InvalidArgument(
+            f"copy from {record.name}:{src}: {exc.strerror or exc}{where}"
+        ) from exc
+
+
+def _copy_out(
+    containers: Containers,
+    record: ContainerRecord,
+    src: str,
+    dest: str | BinaryIO,
+    follow_link: bool,
+    keep_owner: bool,
+) -> None:
     fs = container_fs(containers, record)
     contents = _wants_contents(src)
     resolved, host = fs.existing(src, follow_last=follow_link or contents)
     name = posixpath.basename(posixpath.normpath("/" + src)) or "."
     to_ctr = _id_maps(record)[1]
     if not isinstance(dest, str):
-
-        def as_seen(info: tarfile.TarInfo) -> tarfile.TarInfo:
-            info.uid, info.gid = to_ctr(info.uid, info.gid)
-            return info
-
         with tarfile.open(fileobj=dest, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            for arcname, path in _walk(fs, resolved, host, "." if contents else name):
-                with contextlib.suppress(FileNotFoundError):
-                    tar.add(str(path), arcname=arcname, recursive=False, filter=as_seen)
+            for entry in walk(fs, resolved, "." if contents else name):
+                with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                    _add_to_tar(tar, fs, entry, to_ctr)
         return
     is_dir = host.is_dir() and not host.is_symlink()
     target = Path(dest)
@@ -284,4 +284,31 @@ def copy_out(
         into, top = target.parent, target.name
         if not into.is_dir():
             raise NotFound(f"destination directory {into} does not exist")
-    _write_host(_walk(fs, resolved, host, top), into, keep_owner, to_ctr)
+    _write_host(fs, walk(fs, resolved, top), into, keep_owner, to_ctr)
+
+
+_TAR_TYPES = {stat.S_IFDIR: tarfile.DIRTYPE, stat.S_IFLNK: tarfile.SYMTYPE,
+              stat.S_IFREG: tarfile.REGTYPE, stat.S_IFIFO: tarfile.FIFOTYPE,
+              stat.S_IFCHR: tarfile.CHRTYPE, stat.S_IFBLK: tarfile.BLKTYPE}  # fmt: skip
+
+
+def _add_to_tar(tar: tarfile.TarFile, fs: ContainerFS, entry: Entry, to_ctr: IdMap) -> None:
+    """One entry, read from the container without following symlinks, owners as the
+    container sees them."""
+    st = entry.st
+    kind = _TAR_TYPES.get(stat.S_IFMT(st.st_mode))
+    if kind is None:
+        return  # sockets: docker leaves them out too
+    info = tarfile.TarInfo(entry.arcname)
+    info.type, info.mode, info.mtime = kind, stat.S_IMODE(st.st_mode), int(st.st_mtime)
+    info.uid, info.gid = to_ctr(st.st_uid, st.st_gid)
+    if kind == tarfile.SYMTYPE:
+        info.linkname = read_link(fs, entry.cpath)
+    elif kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    if kind != tarfile.REGTYPE:
+        tar.addfile(info)
+        return
+    with os.fdopen(open_entry(fs, entry.cpath), "rb") as src:
+        info.size = os.fstat(src.fileno()).st_size
+        tar.addfile(info, src)

@@ -15,26 +15,18 @@ keeps the archive's; under a user namespace both are mapped to host IDs.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import posixpath
 import stat
 import tarfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import BinaryIO
 
 from pallet.errors import InvalidArgument
 from pallet.runtime.container_fs import ContainerFS
-
-_KERNEL_TREES = ("/proc", "/sys", "/dev")
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+from pallet.runtime.container_paths import base_of, open_parent
 
 IdMap = Callable[[int, int], tuple[int, int]]
-
-
-def _under(path: str, top: str) -> bool:
-    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 def _clean_name(name: str) -> list[str]:
@@ -55,61 +47,8 @@ class ContainerWriter:
         self.keep_owner = keep_owner
         self.dirs: list[tuple[str, tarfile.TarInfo]] = []  # metadata once content is in
 
-    # -- where a container path is on the host ------------------------------------------
-
-    def _base(self, cpath: str) -> tuple[Path, list[str]]:
-        """(host directory to start from, components below it) for a container path."""
-        for top in _KERNEL_TREES:
-            if _under(cpath, top):
-                raise InvalidArgument(
-                    f"cannot copy to {cpath} of container {self.fs.name}: "
-                    f"{top} is a kernel filesystem"
-                )
-        best = None
-        for mount in self.fs.mounts:
-            if _under(cpath, mount.destination) and (
-                best is None or len(mount.destination) >= len(best.destination)
-            ):
-                best = mount
-        if best is None:
-            return self.fs.rootfs, [p for p in cpath.split("/") if p]
-        if best.source is None:
-            raise InvalidArgument(
-                f"cannot copy to {cpath} of container {self.fs.name}: it is on a {best.kind} "
-                f"mount at {best.destination}, which has no copy on the host"
-            )
-        rest = cpath[len(best.destination) :]
-        return best.source, [p for p in rest.split("/") if p]
-
     def _open_parent(self, cpath: str) -> tuple[int, str | None]:
-        """An fd of ``cpath``'s parent directory and its last component (None when
-        ``cpath`` is the base itself: a mount point or the root)."""
-        base, parts = self._base(cpath)
-        fd = os.open(base, _DIR_FLAGS)
-        if not parts:
-            return fd, None
-        try:
-            for i, part in enumerate(parts[:-1]):
-                try:
-                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:  # a parent the archive did not list
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                    os.chown(part, *self.owner(0, 0), dir_fd=fd)
-                    nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
-                    where = "/" + "/".join(parts[: i + 1])
-                    raise InvalidArgument(
-                        f"cannot copy to {cpath} of container {self.fs.name}: {where} is "
-                        "not a directory (a symlink is never followed by a copy)"
-                    ) from None
-                os.close(fd)
-                fd = nfd
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd, parts[-1]
+        return open_parent(self.fs, cpath, create=self.owner(0, 0))
 
     # -- members ------------------------------------------------------------------------
 
@@ -196,7 +135,7 @@ class ContainerWriter:
     def _into_mounted_file(self, cpath: str, tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
         """A file bind-mounted into the container (/etc/hosts, -v /host/f:/ctr/f) is
         written in place, since a new file there would not be the one it sees."""
-        base, _ = self._base(cpath)
+        base, _ = base_of(self.fs, cpath)
         if not info.isreg() or base.is_dir():
             raise InvalidArgument(
                 f"cannot copy {info.name} to {cpath} of container {self.fs.name}: "
