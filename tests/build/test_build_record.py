@@ -122,3 +122,23 @@ def test_an_image_dated_by_this_build_is_never_replayed(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     dated = do_build(fresh, ctx)
     assert _replay(fresh, ctx) == dated.image_id
+
+
+def test_a_context_changed_while_building_is_not_recorded(
+    fresh: Store, make_context: MakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pallet.build import record
+
+    ctx = make_context({"a.txt": "read by COPY\n"}, DOCKERFILE)
+    do_build(fresh, ctx)
+    real = record.context_listing
+
+    def edited_first(context: Path, used: object = None) -> str | None:
+        (ctx / "a.txt").write_text("changed after COPY read it\n")
+        return real(context, used)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(record, "context_listing", edited_first)
+    assert do_build(fresh, ctx).executed_steps == 0  # the cache answered from the old file
+    monkeypatch.setattr(record, "context_listing", real)
+    assert _replay(fresh, ctx) is None  # so no record claims the new one gives that image
+    assert do_build(fresh, ctx).executed_steps > 0

@@ -129,7 +129,6 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
     _check_push(options)
     text, name = _read_dockerfile(options)
     record_key = record.record_key(options, text)
-    listing = record.context_listing(context) if record_key is not None else None
     dockerfile = parse(text, filename=os.path.basename(name))
     images: dict[str, LocalImage] = {}
 
@@ -211,9 +210,9 @@ def build(store: Store, options: BuildOptions, progress: Progress | None = None)
     image_id = Digest.from_bytes(config.to_bytes())
     if (
         record_key is not None
-        and listing is not None
         and _replayable(runner, config)
-        and record.context_listing(context) == listing  # not changed while we built
+        # None if an entry the build read changed since it read it
+        and (listing := record.context_listing(context, tree.read_entries())) is not None
     ):
         record.save(
             store,

@@ -10,7 +10,9 @@ SOURCE_DATE_EPOCH, whether we are root). A replay then checks, under the gc lock
 
 - the context's listing: path, type, mode, size, mtime, ctime and inode of every entry
   (the context hash cache's key for a file; .dockerignore'd entries count too, so any
-  change at all, even one no step reads, means a real build);
+  change at all, even one no step reads, means a real build). It is taken when the
+  build ends, and kept only if every entry the build read still has the stat it had
+  when the build read it;
 - the Dockerfile-specific ignore file beside a Dockerfile outside the context;
 - each image reference the build resolved (FROM, COPY --from, mounts): still the same
   store entry;
@@ -29,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,14 +129,29 @@ def _walk(top: str) -> Iterator[tuple[str, os.stat_result]]:
                 pending.append(path)
 
 
-def context_listing(context: Path) -> str:
-    """A digest of the context's listing (see the module doc); changes with any entry."""
+def _fields(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def context_listing(context: Path, used: Mapping[str, os.stat_result] | None = None) -> str | None:
+    """A digest of the context's listing (see the module doc); changes with any entry.
+
+    ``used``: the entries (relative path -> lstat) a build read, when it read the
+    context; None is returned if any of them is not as it was then (it changed during
+    the build, so the image need not match what the context holds now)."""
     h = hashlib.sha256()
     root = os.lstat(context)
     h.update(f"{root.st_mode} {root.st_ino} {root.st_dev}\n".encode())
+    seen = 0
     for rel, st in _walk(str(context)):
-        fields = (st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        fields = _fields(st)
+        if used is not None and rel in used:
+            if _fields(used[rel]) != fields:
+                return None
+            seen += 1
         h.update(rel.encode("utf-8", "surrogateescape") + b"\0" + repr(fields).encode() + b"\n")
+    if used is not None and seen != len(used):
+        return None  # something the build read is gone
     return h.hexdigest()
 
 

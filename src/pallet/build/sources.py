@@ -165,6 +165,14 @@ class ContextTree(SourceTree):
     def stat(self, rel: str) -> os.stat_result | None:
         return self._index().get(rel)
 
+    def read_entries(self) -> dict[str, os.stat_result] | None:
+        """Every visible entry (relative path -> lstat, the root left out) as the build
+        found it, if it looked at the context at all."""
+        with self._lock:
+            if self._entries is None:
+                return None
+            return {rel: st for rel, st in self._entries.items() if rel}
+
     def children(self, rel: str) -> list[str]:
         self._index()
         return sorted(self._children.get(rel, []))
