@@ -265,6 +265,16 @@ class Containers:
             lowers = self.store.snapshots.mount_lowerdirs(image.config.chain_ids)
             spec_root = runtime_root(self.runtime.state_root, record.id)
             mount_rootfs(lowers, cdir, cdir / "rootfs", userns, spec_root)
+        elif opts.auto_remove:
+            # its writable layer goes with it: never synced, so the unmount does not wait
+            # for a sync of the whole filesystem under it (podman's --rm does the same)
+            from pallet.store.overlay import mount_overlay
+
+            lowers = self.store.snapshots.mount_lowerdirs(image.config.chain_ids)
+            mount_overlay(
+                lowers, cdir / "rootfs", upperdir=cdir / "upper", workdir=cdir / "work",
+                volatile=True,
+            )  # fmt: skip
         else:
             self.store.snapshots.mount(
                 image.config.chain_ids, cdir / "rootfs", upperdir=cdir / "upper",

@@ -81,6 +81,7 @@ def _mount_new_api(
     upper: Path | None,
     work: Path | None,
     readonly: bool,
+    volatile: bool = False,
 ) -> None:
     try:
         fs_fd = _syscall(_SYS_FSOPEN, ctypes.c_char_p(b"overlay"), ctypes.c_uint(_FSOPEN_CLOEXEC))
@@ -102,6 +103,8 @@ def _mount_new_api(
         if upper is not None and work is not None:
             _set_path(fs_fd, "upperdir", upper, target)
             _set_path(fs_fd, "workdir", work, target)
+        if volatile:
+            _fsconfig(fs_fd, _FSCONFIG_SET_FLAG, "volatile", None)
         _fsconfig(fs_fd, _FSCONFIG_CMD_CREATE, None, None)
         attrs = _MOUNT_ATTR_RDONLY if readonly else 0
         mnt_fd = _syscall(
@@ -128,6 +131,7 @@ def _mount_short_paths(
     upper: Path | None,
     work: Path | None,
     readonly: bool,
+    volatile: bool = False,
 ) -> None:
     # mount(8) runs in a directory of symlinks "0", "1", ...: the kernel resolves the
     # relative lowerdirs against that cwd, and the links can go once the mount exists.
@@ -141,6 +145,8 @@ def _mount_short_paths(
             opts += [f"upperdir={upper.resolve()}", f"workdir={work.resolve()}"]
         if readonly:
             opts.append("ro")
+        if volatile:
+            opts.append("volatile")
         try:
             proc = subprocess.run(
                 ["mount", "-t", "overlay", "overlay", "-o", ",".join(opts), str(target.resolve())],
@@ -164,11 +170,14 @@ def mount_overlay(
     upperdir: Path | None = None,
     workdir: Path | None = None,
     readonly: bool = False,
+    volatile: bool = False,
 ) -> None:
     """Mount ``lowerdirs`` (bottom layer first, as an image lists them) on ``target``.
 
     With ``upperdir`` and ``workdir`` the mount is writable; without, it is a read-only
     view (overlay then needs two lower layers, so a lone layer is bind-mounted read-only).
+    ``volatile`` (for an upper dir thrown away after use) skips every sync of the upper
+    dir: unmounting then does not wait for a sync of the whole filesystem it lives on.
     """
     if not lowerdirs:
         raise StoreError(f"cannot mount overlay on {target}: no layers")
@@ -181,14 +190,15 @@ def mount_overlay(
     if len(top_first) == 1 and not writable:
         _bind_readonly(top_first[0], target)
         return
+    volatile = volatile and writable
     try:
-        _mount_new_api(top_first, target, upperdir, workdir, readonly or not writable)
+        _mount_new_api(top_first, target, upperdir, workdir, readonly or not writable, volatile)
         return
     except _Unsupported:
         pass
     except OSError as exc:
         raise StoreError(f"cannot mount overlay on {target}: {exc.strerror}") from exc
-    _mount_short_paths(top_first, target, upperdir, workdir, readonly or not writable)
+    _mount_short_paths(top_first, target, upperdir, workdir, readonly or not writable, volatile)
 
 
 def _bind_readonly(source: Path, target: Path) -> None:
