@@ -123,3 +123,28 @@ def test_progress_plain_tty_and_quiet() -> None:
         assert re.fullmatch(r"#1 \d+\.\d{3} hi", plain[1])
         assert plain[2] == "#1 CACHED"
         assert ("\x1b[" in text) == (mode == "tty")
+
+
+def test_a_later_source_replaces_what_an_earlier_one_copied_into_a_new_directory(
+    tmp_path: Path,
+) -> None:
+    """COPY a/ b/ /dest/: both trees land in directories the copy itself created; the
+    second source's entries replace the first's, whatever their types."""
+    from pallet.build.fsops import CopyOptions, TreeCopier
+
+    for tree, files in {"a": {"d/x": "from a", "d/y/inner": "a dir"}, "b": {"d/x": "from b",
+                        "d/y": "b file"}}.items():  # fmt: skip
+        for rel, text in files.items():
+            (tmp_path / tree / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / tree / rel).write_text(text)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    copier = TreeCopier(CopyOptions(owner=Owner(os.getuid(), os.getgid())))
+    for tree in ("a", "b"):
+        src = SourceTree(tmp_path / tree)
+        for rel, st in src.walk(""):
+            if rel:
+                copier.copy(str(src.path(rel)), st, f"{dest}/{rel}")
+    copier.finish()
+    assert (dest / "d" / "x").read_text() == "from b"
+    assert (dest / "d" / "y").read_text() == "b file"

@@ -327,6 +327,7 @@ def _copy_dir(
         raise BuildError(f"cannot copy directory {src or '.'} to {dest}: a file is in the way")
     prefix = len(src) + 1 if src else 0
     skipped: list[str] = []
+    base, into = f"{tree.root}/", f"{target}/"  # strings: pathlib costs more than a copy
     for rel, entry in tree.walk(src):
         if rel == src:
             continue
@@ -337,4 +338,4 @@ def _copy_dir(
             if stat.S_ISDIR(entry.st_mode):
                 skipped.append(inner)
             continue
-        copier.copy(tree.path(rel), entry, target / inner)
+        copier.copy(base + rel, entry, into + inner)

@@ -19,6 +19,7 @@ from pathlib import Path
 from pallet.errors import BuildError
 
 _MAX_LINKS = 255
+StrPath = str | os.PathLike[str]  # COPY's inner loop passes plain strings (no pathlib)
 
 
 def secure_join(root: Path, path: str, *, follow_last: bool = True) -> Path:
@@ -151,8 +152,11 @@ class TreeCopier:
 
     def __init__(self, options: CopyOptions) -> None:
         self.options = options
-        self._links: dict[tuple[int, int], Path] = {}
-        self._dirs: list[tuple[Path, os.stat_result]] = []
+        self._links: dict[tuple[int, int], StrPath] = {}
+        self._dirs: list[tuple[StrPath, os.stat_result]] = []
+        #: directories this copy created: nothing else is in them, so an entry copied
+        #: into one needs no look for what it replaces (a lookup through every layer)
+        self._fresh: set[str] = set()
 
     def _owner(self, st: os.stat_result) -> tuple[int, int]:
         o = self.options.owner
@@ -164,14 +168,49 @@ class TreeCopier:
             return self.options.chmod(mode, stat.S_ISDIR(st.st_mode))
         return mode
 
-    def copy(self, src: Path, st: os.stat_result, dst: Path) -> None:
+    def copy(self, src: StrPath, st: os.stat_result, dst: StrPath) -> None:
         """Copy one entry (not its children) from ``src`` (lstat ``st``) to ``dst``."""
+        dst = os.fspath(dst)
+        if os.path.dirname(dst) in self._fresh:
+            try:
+                if self._create(src, st, dst):
+                    return
+            except FileExistsError:
+                pass  # another source of this COPY wrote the name already: replace it
+        self._replace(src, st, dst)
+
+    def _create(self, src: StrPath, st: os.stat_result, dst: str) -> bool:
+        """A directory or a lone regular file at a ``dst`` known to be free; False for
+        the other kinds (the general path handles them)."""
+        if stat.S_ISDIR(st.st_mode):
+            os.mkdir(dst, 0o700)
+            self._fresh.add(dst)
+            self._dirs.append((dst, st))
+            return True
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+            self._regular(src, st, dst)
+            return True
+        return False
+
+    def _regular(self, src: StrPath, st: os.stat_result, dst: str) -> None:
+        # one open file each side: owner, mode and times set through the descriptor
+        uid, gid = self._owner(st)
+        fd = _copy_file(src, dst)
+        try:
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, self._mode(st))
+            os.utime(fd, ns=(st.st_mtime_ns, st.st_mtime_ns))
+        finally:
+            os.close(fd)
+
+    def _replace(self, src: StrPath, st: os.stat_result, dst: str) -> None:
         mode = st.st_mode
         if stat.S_ISDIR(mode):
             if os.path.lexists(dst) and not (os.path.isdir(dst) and not os.path.islink(dst)):
                 _remove(dst)
             if not os.path.lexists(dst):
                 os.mkdir(dst, 0o700)
+                self._fresh.add(dst)
             self._dirs.append((dst, st))
             return
         if os.path.lexists(dst):
@@ -183,14 +222,7 @@ class TreeCopier:
             if first is not None:
                 os.link(first, dst)
                 return
-            # one open file each side: owner, mode and times set through the descriptor
-            fd = _copy_file(src, dst)
-            try:
-                os.fchown(fd, uid, gid)
-                os.fchmod(fd, self._mode(st))
-                os.utime(fd, ns=(st.st_mtime_ns, st.st_mtime_ns))
-            finally:
-                os.close(fd)
+            self._regular(src, st, dst)
             if st.st_nlink > 1:
                 self._links[key] = dst
             return
@@ -231,7 +263,7 @@ class TreeCopier:
         self._dirs.clear()
 
 
-def _copy_file(src: Path, dst: Path) -> int:
+def _copy_file(src: StrPath, dst: StrPath) -> int:
     """Copy a regular file's bytes; returns the still-open descriptor of the copy."""
     fin = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
@@ -259,7 +291,7 @@ def _copy_file(src: Path, dst: Path) -> int:
         os.close(fin)
 
 
-def _remove(path: Path) -> None:
+def _remove(path: StrPath) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
     else:
