@@ -39,3 +39,18 @@ def test_a_container_made_by_runc_is_still_driven_by_runc(
     pallet("rm", "-f", "old")
     assert not any(Path("/sys/fs/cgroup").glob(f"*/pallet/{cid}"))
     assert str(pallet.root) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_limits_land_in_the_containers_v1_cgroups_which_exec_joins(pallet: Pallet) -> None:
+    cid = pallet(
+        "run", "-d", "--name", "lim", "-m", "64m", "--pids-limit", "20", "busybox", "sleep", "60"
+    ).stdout.strip()
+    memory = Path("/sys/fs/cgroup/memory/pallet") / cid
+    assert (memory / "memory.limit_in_bytes").read_text().split() == [str(64 << 20)]
+    assert (Path("/sys/fs/cgroup/pids/pallet") / cid / "pids.max").read_text().split() == ["20"]
+    groups = pallet("exec", "lim", "cat", "/proc/self/cgroup").stdout.splitlines()
+    by_controller = {line.split(":")[1]: line.split(":")[2] for line in groups}
+    assert by_controller["memory"] == by_controller["pids"] == f"/pallet/{cid}"
+    assert "64MiB" in pallet("stats", "--no-stream", "lim").stdout
+    pallet("rm", "-f", "lim")
+    assert not memory.exists()
