@@ -288,6 +288,8 @@ class Containers:
                 record, volumes=tuple(named + anonymous), anonymous_volumes=tuple(anonymous)
             )
         user = resolve_user(rootfs, opts.user if opts.user is not None else (cfg.user or "root"))
+        if userns is not None:
+            userns.check_user(opts.user or cfg.user or "root", user.uid, user.gid)
         hostname = opts.hostname or (
             os.uname().nodename if opts.network == "host" else record.id[:12]
         )
