@@ -217,3 +217,17 @@ def test_a_5xx_during_the_first_look_hands_the_push_to_the_retrying_client(
     # the blocking client's HEAD met a 503 and stopped; aiohttp retried (503, then the
     # manifest by digest is there) and put the tag
     assert fake.methods == ["HEAD", "HEAD", "HEAD", "PUT"]
+
+
+@pytest.mark.parametrize("path", ["/v2/x y/manifests/v1", "/v2/caf\u00e9/tags/list"])
+def test_paths_it_would_send_unquoted_leave_the_decision_to_aiohttp(
+    scripted: Callable[..., Scripted], path: str
+) -> None:
+    server = scripted([PING])
+    http = client(server.host)
+    try:
+        with pytest.raises(Unsure):
+            http.request("GET", path, scopes=[])
+    finally:
+        http.close()
+    assert len(server.requests) == 1  # the ping only: nothing malformed was sent

@@ -85,10 +85,13 @@ def _split(url: str) -> _Url:
         port_text = after[1:] if after.startswith(":") else ""
     else:
         host, _, port_text = netloc.partition(":")
-    default = 443 if scheme == "https" else 80
-    if port_text and not port_text.isdigit():
+    port = int(port_text) if port_text.isdigit() else 443 if scheme == "https" else 80
+    target = slash + path or "/"
+    if (port_text and not port_text.isdigit()) or port > 65535:
         raise Unsure(f"{url}: bad port")
-    return _Url(scheme, host, int(port_text) if port_text else default, netloc, slash + path or "/")
+    if not all(" " < c < "\x7f" for c in target):
+        raise Unsure(f"{url}: characters aiohttp would quote")
+    return _Url(scheme, host, port, netloc, target)
 
 
 def _wire_host(host: str) -> Any:
