@@ -1,9 +1,10 @@
 """The HTTP layer of the registry client: one aiohttp session per registry endpoint, run
 on a background event loop so the synchronous transport interface can use it.
 
-It finds the scheme (https; plain http only for loopback and insecure registries),
-authenticates (see :mod:`registry_auth`), and retries with backoff on 5xx answers and
-dropped connections when the request body can be sent again.
+It reaches the endpoint and authenticates as :mod:`registry_endpoint` and
+:mod:`registry_auth` decide (decisions the blocking client, :mod:`registry_probe`,
+shares), and retries with backoff on 5xx answers and dropped connections when the
+request body can be sent again.
 """
 
 from __future__ import annotations
