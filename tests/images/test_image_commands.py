@@ -47,7 +47,7 @@ def test_bootstrap_then_images_inspect_history(pallet: Pallet) -> None:
     # lookup by ID prefix gives the same image
     (by_id,) = json.loads(pallet("inspect", image_id.split(":")[1][:8]).stdout)
     assert by_id["Id"] == image_id
-    assert pallet("inspect", "-f", "{{.Config.Cmd}}", "test/bb:1").stdout.strip() == '["sh"]'
+    assert pallet("inspect", "-f", "{{.Config.Cmd}}", "test/bb:1").stdout.strip() == "[sh]"
 
     hist = pallet("history", "test/bb:1").stdout.splitlines()
     assert hist[0].split()[:2] == ["IMAGE", "CREATED"]

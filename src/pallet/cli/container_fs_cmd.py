@@ -120,7 +120,7 @@ def container_documents(ctx: click.Context, names: tuple[str, ...]) -> list[dict
 @click.pass_context
 def inspect_cmd(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None:
     """Show low-level information on containers as JSON."""
-    from pallet.cli.images_cmd import _go_template_field
+    from pallet.cli.go_template import render_field
 
     docs = []
     missing = None
@@ -131,7 +131,7 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> 
             missing = name
     if fmt and fmt != "json":
         for doc in docs:
-            click.echo(_go_template_field(doc, fmt))
+            click.echo(render_field(doc, fmt))
     else:
         click.echo(json.dumps(docs, indent=4))
     if missing:

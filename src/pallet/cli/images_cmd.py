@@ -11,6 +11,7 @@ from typing import Any, BinaryIO, cast
 import click
 
 from pallet.cli.context import CliContext
+from pallet.cli.go_template import render_field
 from pallet.cli.table import echo_table, ellipsis
 from pallet.errors import InvalidArgument, NotFound, PalletError
 from pallet.images import describe
@@ -169,32 +170,11 @@ def inspect_cmd(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> 
                 missing.append(name)
     if fmt and fmt != "json":
         for doc in docs:
-            click.echo(_go_template_field(doc, fmt))
+            click.echo(render_field(doc, fmt))
     else:
         click.echo(json.dumps(docs, indent=4))
     if missing:
         raise NotFound(f"No such image: {missing[0]}")
-
-
-def _go_template_field(doc: dict[str, Any], fmt: str) -> str:
-    """The common ``{{.A.B}}`` / ``{{json .A}}`` subset of docker's --format."""
-    text = fmt.strip()
-    if not (text.startswith("{{") and text.endswith("}}")):
-        raise InvalidArgument(f"unsupported --format {fmt!r}")
-    expr = text[2:-2].strip()
-    as_json = expr.startswith("json ")
-    if as_json:
-        expr = expr[5:].strip()
-    if not expr.startswith("."):
-        raise InvalidArgument(f"unsupported --format {fmt!r}")
-    value: Any = doc
-    for part in filter(None, expr[1:].split(".")):
-        if not isinstance(value, dict) or part not in value:
-            raise InvalidArgument(f"template: no field {part!r} in {fmt!r}")
-        value = value[part]
-    if as_json or isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return "" if value is None else str(value)
 
 
 @click.command("history")
