@@ -118,6 +118,8 @@ class Containers:
         self.store = store
         self.records = ContainerRecords(store)
         self.runtime = OCIRuntime(find_runtime(), _state_dir(store))
+        #: the runtime's deletes of exited --rm containers, awaited once they are removed
+        self._deleting: dict[str, subprocess.Popen[bytes]] = {}
 
     def dir(self, container_id: str) -> Path:
         return self.store.root / "containers" / container_id
@@ -524,14 +526,14 @@ class Containers:
             if slirp is not None:
                 slirp.signal_stop()
         deleting = runtime.start_delete(record.id)
+        if record.auto_remove:
+            # removed next: its removal overlaps the runtime's delete (_cleanup waits)
+            self._deleting[record.id] = deleting
         try:
-            if record.auto_remove:
-                # removed next: the unmount (overlayfs syncs its upper filesystem) overlaps
-                # the runtime's delete
-                self.unmount_rootfs(record.id)
             self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
         finally:
-            deleting.wait()
+            if not record.auto_remove:
+                deleting.wait()
             if slirp is not None:
                 slirp.wait()
         return status
@@ -739,7 +741,9 @@ class Containers:
             unmount(rootfs, lazy=True)
 
     def _cleanup(self, record: ContainerRecord) -> None:
-        if self.runtime.knows(record.id):  # the monitor deletes it when the container exits
+        deleting = self._deleting.pop(record.id, None)  # its container has exited
+        if deleting is None and self.runtime.knows(record.id):
+            # the monitor deletes it when the container exits
             self.runtime_for(record).delete(record.id, force=True)
         cdir = self.dir(record.id)
         if record.host_config.get("IDMappings"):
@@ -755,6 +759,8 @@ class Containers:
         if record.lease_id:
             with contextlib.suppress(PalletError):
                 self.store.leases.get(record.lease_id).release()
+        if deleting is not None:
+            deleting.wait()
 
 
 def _mount_requests(opts: RunOptions) -> list[MountRequest]:
