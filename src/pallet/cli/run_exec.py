@@ -150,6 +150,7 @@ def _run_logged(containers: Containers, record: ContainerRecord, stdin: Any) -> 
     import os
 
     from pallet.runtime.logs import LogWriter
+    from pallet.runtime.terminal import raw_terminal
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -158,12 +159,16 @@ def _run_logged(containers: Containers, record: ContainerRecord, stdin: Any) -> 
     err_r, err_w = os.pipe()
     writer.pump(out_r, "stdout", echo=sys.stdout.fileno())
     writer.pump(err_r, "stderr", echo=sys.stderr.fileno())
-    try:
-        return containers.run_monitored(record, stdin=stdin, stdout=out_w, stderr=err_w)
-    finally:
-        os.close(out_w)
-        os.close(err_w)
-        writer.close()  # the pipes end with the container's last process
+    # -t: our terminal stays raw until the last of the output is through; restored before,
+    # its line discipline would add a CR to the lines still in the pipe (as it may to those
+    # arriving once the runtime, exiting, has put back the mode it found: on screen, alike)
+    with raw_terminal(sys.stdin if record.tty and sys.stdin.isatty() else None):
+        try:
+            return containers.run_monitored(record, stdin=stdin, stdout=out_w, stderr=err_w)
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+            writer.close()  # the pipes end with the container's last process
 
 
 def run_container(root: Path | None, kw: dict[str, Any]) -> None:

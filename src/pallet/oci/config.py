@@ -54,6 +54,8 @@ def _same(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class _Field:
+    """How one field of a config document is read and written."""
+
     key: str
     attr: str
     default: Any

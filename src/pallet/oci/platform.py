@@ -53,6 +53,8 @@ _VARIANT_LADDERS = {
 
 @dataclass(frozen=True)
 class Platform:
+    """An OCI platform: os, architecture and the optional rest."""
+
     os: str
     architecture: str
     variant: str = ""

@@ -45,6 +45,8 @@ _PR_SET_CHILD_SUBREAPER = 36
 
 @dataclass(frozen=True)
 class RunOptions:
+    """``pallet run``/``create`` as their flags ask."""
+
     image: str
     command: tuple[str, ...] = ()
     entrypoint: str | None = None
@@ -981,6 +983,8 @@ def monitor_main(argv: list[str]) -> None:
 
 @dataclass(frozen=True)
 class RestartPolicy:
+    """``--restart``: whether and how often the monitor runs an exited container again."""
+
     name: str  # no, always, unless-stopped, on-failure
     limit: int = 0  # on-failure:N, 0 = unlimited
 

@@ -37,6 +37,8 @@ def cgroup_hybrid_with_v2_controllers() -> bool:
 
 @dataclass(frozen=True)
 class RuntimeBinary:
+    """An OCI runtime on this host and how to run it."""
+
     name: str
     path: str
     #: what runs the binary (empty: nothing, it runs itself); see the module's doc

@@ -32,6 +32,8 @@ _NAMES = (
 
 @dataclass(frozen=True)
 class ContainerRecord:
+    """A container as every pallet process sees it (a row of state.db)."""
+
     id: str
     name: str
     image: str  # what the user asked for, as docker shows it

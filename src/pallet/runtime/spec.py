@@ -67,6 +67,8 @@ NetworkMode = Literal["host", "none", "private"]
 
 @dataclass(frozen=True)
 class Mount:
+    """One entry of the spec's ``mounts``."""
+
     destination: str
     source: str
     type: str = "bind"
@@ -83,6 +85,8 @@ class Mount:
 
 @dataclass(frozen=True)
 class Resources:
+    """Cgroup limits (``--memory``, ``--cpus``, ``--pids-limit``); None: no limit."""
+
     memory: int | None = None  # bytes
     cpus: float | None = None  # as docker --cpus
     pids: int | None = None
@@ -90,6 +94,8 @@ class Resources:
 
 @dataclass(frozen=True)
 class SpecOptions:
+    """What differs from Docker's defaults in one container's spec."""
+
     rootfs: str
     args: Sequence[str]
     env: Sequence[str] = ()
