@@ -43,7 +43,7 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # never compared: no __eq__/__hash__ compiled at import
 class RunOptions:
     """``pallet run``/``create`` as their flags ask."""
 

@@ -92,7 +92,9 @@ class Resources:
     pids: int | None = None
 
 
-@dataclass(frozen=True)
+# eq=False: options are never compared, and dataclass() compiles no __eq__/__hash__ for
+# them at import (generating methods is most of a dataclass's start-up cost)
+@dataclass(frozen=True, eq=False)
 class SpecOptions:
     """What differs from Docker's defaults in one container's spec."""
 
