@@ -28,6 +28,7 @@ def cached_bytecode(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 _CGROUPS = Path("/sys/fs/cgroup")
 _RUNTIME_STATE = Path("/run/pallet")  # runc's --root per store: /run/pallet/<tag>/<id>
+_USERNS_VIEWS = Path("/run/pallet-userns")  # a mapped rootfs shown to the runtime: <tag>-<id>
 
 
 def _container_cgroups() -> set[Path]:
@@ -45,14 +46,16 @@ def leftovers(base: Path, before: set[Path]) -> list[str]:
     container cgroups and processes no runtime state accounts for. runc makes its state
     before a cgroup and removes it after, so other stores' live containers never show."""
     found = []
+    stores = {store.resolve() for store in base.glob("*/root")}
+    tags = {hashlib.sha256(str(store).encode()).hexdigest()[:16] for store in stores}
+    views = tuple(f"{_USERNS_VIEWS}/{tag}-" for tag in tags)
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         point = line.split()[4].encode().decode("unicode_escape")
-        if point.startswith(str(base)):
+        if point.startswith(str(base)) or point.startswith(views):
             found.append(f"mount {point}")
-    stores = {store.resolve() for store in base.glob("*/root")}
-    for store in sorted(stores):  # the stores of this session: runc knows none of theirs
-        tag = hashlib.sha256(str(store).encode()).hexdigest()[:16]
+    for tag in sorted(tags):  # the stores of this session: the runtime knows none of theirs
         found += [f"runtime state {d}" for d in (_RUNTIME_STATE / tag).glob("*")]
+        found += [f"userns view {d}" for d in _USERNS_VIEWS.glob(f"{tag}-*")]
     known = _runtime_states()
     stale_ids = set()
     for group in sorted(_container_cgroups() - before):
