@@ -28,8 +28,12 @@ if TYPE_CHECKING:
 
 #: blobs up to this size go in one PUT, read into memory first (so a retry can resend)
 MONOLITHIC_MAX = 16 << 20
-#: PATCH size for seekable streams (the chunk is re-read from the file on a retry)
-CHUNK_SEEKABLE = 256 << 20
+#: PATCH size for seekable streams (the chunk is re-read from the file on a retry). The
+#: CNCF registry fsyncs an upload at the end of each PATCH: 32 MiB PATCHes spread that disk
+#: flush over the push instead of one stall at the end (5.1 s against 6.5 s with 256 MiB
+#: for the push benchmark's 1.2 GB here); the round trip between PATCHes of one blob is
+#: hidden by the other blobs uploading meanwhile.
+CHUNK_SEEKABLE = 32 << 20
 #: PATCH size for other streams (the chunk is held in memory for a retry)
 CHUNK_BUFFERED = 8 << 20
 READ = 1 << 20
