@@ -9,12 +9,11 @@ or more than one) returns None and the click command handles it, with its messag
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from pallet.cli.build_flags import BUILD_FLAGS
-from pallet.cli.fast_path import _Command, _exit_now, _parse_args, _Unhandled
+from pallet.cli.fast_path import _Command, _exit_now, _parse_args, _Unhandled, split_root
 
 _BUILD = _Command(BUILD_FLAGS, interspersed=True)  # click lets flags follow the context
 
@@ -22,17 +21,10 @@ _BUILD = _Command(BUILD_FLAGS, interspersed=True)  # click lets flags follow the
 def parse(argv: list[str]) -> tuple[Path | None, dict[str, object]] | None:
     """``(--root or None, keywords)`` for a ``build`` command line; None if click must
     handle it."""
-    root: Path | None = None
-    i = 0
-    while i < len(argv) and argv[i].startswith("--root"):
-        if argv[i] == "--root" and i + 1 < len(argv):
-            root, i = Path(argv[i + 1]), i + 2
-        elif argv[i].startswith("--root="):
-            root, i = Path(argv[i][len("--root=") :]), i + 1
-        else:
-            return None
-        if os.path.isfile(root):
-            return None  # click's "is a file" error
+    split = split_root(argv)
+    if split is None:
+        return None
+    root, i = split
     if i >= len(argv) or argv[i] != "build":
         return None
     try:

@@ -121,9 +121,9 @@ def _parse_command(name: str, args: list[str]) -> dict[str, object]:
     return kw
 
 
-def parse(argv: list[str]) -> tuple[str, Path | None, dict[str, object]] | None:
-    """``(command, --root or None, keywords)`` for a ``run`` or ``push`` command line; None
-    if click must handle it."""
+def split_root(argv: list[str]) -> tuple[Path | None, int] | None:
+    """The global ``--root`` options that lead a command line: ``(root or None, index of the
+    command)``; None where click must answer (a bad or missing value, a file as root)."""
     root: Path | None = None
     i = 0
     while i < len(argv) and argv[i].startswith("--root"):
@@ -135,6 +135,16 @@ def parse(argv: list[str]) -> tuple[str, Path | None, dict[str, object]] | None:
             return None
         if os.path.isfile(root):
             return None  # click's "is a file" error
+    return root, i
+
+
+def parse(argv: list[str]) -> tuple[str, Path | None, dict[str, object]] | None:
+    """``(command, --root or None, keywords)`` for a ``run`` or ``push`` command line; None
+    if click must handle it."""
+    split = split_root(argv)
+    if split is None:
+        return None
+    root, i = split
     if i >= len(argv) or argv[i] not in _COMMANDS:
         return None
     try:
