@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pallet.errors import ContainerError, PalletError
+from pallet.errors import ContainerError
 
 if TYPE_CHECKING:
     from pallet.runtime.container import Containers
@@ -150,17 +150,7 @@ def run_with_console(
         else relay_output(master, out, clients.broadcast, clients.close)
     )
     pid = int(pid_file.read_text().strip())
-    try:
-        slirp = containers._network_up(record, pid)
-    except PalletError as exc:
-        runtime.kill(record.id, "KILL", all_processes=True)
-        _wait_for(pid)
-        runtime.delete(record.id)
-        containers.records.set_state(record, state="exited", exit_code=125, finished=now(), pid=0)
-        raise ContainerError(str(exc)) from exc
-    record = containers.records.set_state(
-        record, state="running", pid=pid, monitor_pid=os.getpid(), started=now()
-    )
+    record, slirp = containers._created(record, pid)
     forward = _forward_signals(runtime, record.id)
     try:
         started = subprocess.run(

@@ -492,17 +492,7 @@ class Containers:
         if proc.returncode != 0:
             self._failed_to_start(record, runtime_log)
         pid = int(pid_file.read_text().strip())
-        try:
-            slirp = self._network_up(record, pid)
-        except PalletError as exc:
-            runtime.kill(record.id, "KILL", all_processes=True)
-            _wait_for(pid)
-            runtime.delete(record.id)
-            self.records.set_state(record, state="exited", exit_code=125, finished=now(), pid=0)
-            raise ContainerError(str(exc)) from exc
-        record = self.records.set_state(
-            record, state="running", pid=pid, monitor_pid=os.getpid(), started=now()
-        )
+        record, slirp = self._created(record, pid)
         # forwarding is in place before the container runs a single instruction
         forward = _forward_signals(runtime, record.id)
         started = subprocess.run(
@@ -620,6 +610,23 @@ class Containers:
             slirp.stop()
             raise
         return slirp
+
+    def _created(self, record: ContainerRecord, pid: int) -> tuple[ContainerRecord, Slirp | None]:
+        """The runtime made the container (init ``pid``, not yet started): its network up,
+        the record says running. A network that fails kills it and records exit 125."""
+        runtime = self.runtime_for(record)
+        try:
+            slirp = self._network_up(record, pid)
+        except PalletError as exc:
+            runtime.kill(record.id, "KILL", all_processes=True)
+            _wait_for(pid)
+            runtime.delete(record.id)
+            self.records.set_state(record, state="exited", exit_code=125, finished=now(), pid=0)
+            raise ContainerError(str(exc)) from exc
+        record = self.records.set_state(
+            record, state="running", pid=pid, monitor_pid=os.getpid(), started=now()
+        )
+        return record, slirp
 
     def _failed_to_start(
         self, record: ContainerRecord, runtime_log: Path, code: int | None = None
