@@ -68,8 +68,12 @@ def test_run_it_through_a_pty(pallet: Pallet) -> None:
         _set_size(master, 40, 120)  # the window grows: the container follows
         time.sleep(0.2)
         os.write(master, b"stty size; echo $TERM; echo end-$((1+1))\r")
-        out = _read_until(master, b"end-2").replace(b"\r", b"")
-        assert b"40 120\nxterm\n" in out
+        out = _read_until(master, b"end-2")
+        if b"# " not in out.split(b"end-2", 1)[1]:
+            # the prompt: the shell reads its line again. A Ctrl-D typed before that meets
+            # the canonical line discipline, and the switch to raw mode drops it.
+            _read_until(master, b"# ")
+        assert b"40 120\nxterm\n" in out.replace(b"\r", b"")
         os.write(master, b"\x04")  # Ctrl-D at the prompt ends the shell: exit 0
         assert proc.wait(30) == 0
     finally:
