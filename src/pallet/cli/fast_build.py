@@ -9,11 +9,10 @@ or more than one) returns None and the click command handles it, with its messag
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from pallet.cli.build_flags import BUILD_FLAGS
-from pallet.cli.fast_path import _Command, _exit_now, _parse_args, _Unhandled, split_root
+from pallet.cli.fast_path import _Command, _parse_args, _Unhandled, run_and_exit, split_root
 
 _BUILD = _Command(BUILD_FLAGS, interspersed=True)  # click lets flags follow the context
 
@@ -44,18 +43,6 @@ def try_fast_build(argv: list[str], *, hard_exit: bool = False) -> None:
     if parsed is None:
         return
     from pallet.cli.build_exec import run_build
-    from pallet.errors import PalletError
 
     root, kw = parsed
-    code = 0
-    try:
-        run_build(root, kw)
-    except PalletError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        code = exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        code = 130
-    if hard_exit:
-        _exit_now(code)
-    sys.exit(code)
+    run_and_exit(lambda: run_build(root, kw), hard_exit=hard_exit)

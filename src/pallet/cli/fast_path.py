@@ -14,9 +14,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pallet.cli.flag_tables import PUSH_FLAGS, RUN_FLAGS, Flag, defaults
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class _Unhandled(Exception):
@@ -160,11 +163,9 @@ def try_fast(argv: list[str], *, hard_exit: bool = False) -> None:
     parsed = parse(argv)
     if parsed is None:
         return
-    from pallet.errors import PalletError
-
     command, root, kw = parsed
-    code = 0
-    try:
+
+    def action() -> None:
         if command == "run":
             from pallet.cli.run_exec import run_container
 
@@ -173,6 +174,18 @@ def try_fast(argv: list[str], *, hard_exit: bool = False) -> None:
             from pallet.cli.push_exec import push_refs
 
             push_refs(root, kw)
+
+    run_and_exit(action, hard_exit=hard_exit)
+
+
+def run_and_exit(action: Callable[[], None], *, hard_exit: bool) -> NoReturn:
+    """Run a parsed command and exit with its status: ``error: ...`` and the error's exit
+    code for a PalletError, 130 for Ctrl-C, as the click commands do."""
+    from pallet.errors import PalletError
+
+    code = 0
+    try:
+        action()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except PalletError as exc:
