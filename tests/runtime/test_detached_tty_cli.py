@@ -6,16 +6,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import select
 import struct
 import subprocess
 import sys
 import termios
-import time
 
 import pytest
 
 from pallet_cli import CLI_ENV, Pallet
+from pty_reader import read_until
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime, pytest.mark.overlay]
 
@@ -64,23 +63,6 @@ def test_run_d_without_t_has_no_terminal(pallet: Pallet) -> None:
     assert pallet("logs", "n1").stdout == "not a tty\n"
 
 
-def _read_until(fd: int, token: bytes, timeout: float = 30.0) -> bytes:
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while token not in buf and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-    assert token in buf, f"{token!r} not in {buf!r}"
-    return buf
-
-
 def _attach(pallet: Pallet, name: str) -> tuple[subprocess.Popen[bytes], int]:
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 27, 93, 0, 0))
@@ -99,10 +81,10 @@ def test_attach_to_a_dit_shell_then_detach_and_exit(pallet: Pallet) -> None:
     try:
         # $((..)) marks the output: the echoed typed line shows it unexpanded
         os.write(master, b"stty size; echo at-$((1+1))\r")
-        out = _read_until(master, b"at-2\r\n").replace(b"\r", b"")
+        out = read_until(master, b"at-2\r\n").replace(b"\r", b"")
         assert b"27 93\n" in out  # attach gave the container our window size
         os.write(master, b"\x10\x11")  # Ctrl-P Ctrl-Q: detach, the shell runs on
-        _read_until(master, b"read escape sequence")
+        read_until(master, b"read escape sequence")
         assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:

@@ -7,7 +7,6 @@ import fcntl
 import json
 import os
 import re
-import select
 import signal
 import struct
 import subprocess
@@ -19,25 +18,9 @@ from pathlib import Path
 import pytest
 
 from pallet_cli import Pallet
+from pty_reader import read_until
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime, pytest.mark.overlay]
-
-
-def _read_until(fd: int, token: bytes, timeout: float = 30.0) -> bytes:
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while token not in buf and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            buf += chunk
-    assert token in buf, f"{token!r} not in {buf!r}"
-    return buf
 
 
 def _set_size(fd: int, rows: int, cols: int) -> None:
@@ -55,24 +38,24 @@ def test_run_it_through_a_pty(pallet: Pallet) -> None:
     )  # fmt: skip
     os.close(slave)
     try:
-        _read_until(master, b"# ")
+        read_until(master, b"# ")
         # $((..)) marks the end of the output: the typed line shows it unexpanded
         os.write(master, b"stty size; tty; echo end-$((40+2))\r")
-        out = _read_until(master, b"end-42").replace(b"\r", b"")
+        out = read_until(master, b"end-42").replace(b"\r", b"")
         assert b"33 101\n/dev/pts/0\n" in out  # our size, a real terminal
         os.write(master, b"sleep 30\r")
-        _read_until(master, b"sleep 30")
+        read_until(master, b"sleep 30")
         time.sleep(0.5)  # let the shell start it
         os.write(master, b"\x03")  # Ctrl-C interrupts the sleep, not pallet
-        _read_until(master, b"# ")
+        read_until(master, b"# ")
         _set_size(master, 40, 120)  # the window grows: the container follows
         time.sleep(0.2)
         os.write(master, b"stty size; echo $TERM; echo end-$((1+1))\r")
-        out = _read_until(master, b"end-2")
+        out = read_until(master, b"end-2")
         if b"# " not in out.split(b"end-2", 1)[1]:
             # the prompt: the shell reads its line again. A Ctrl-D typed before that meets
             # the canonical line discipline, and the switch to raw mode drops it.
-            _read_until(master, b"# ")
+            read_until(master, b"# ")
         assert b"40 120\nxterm\n" in out.replace(b"\r", b"")
         os.write(master, b"\x04")  # Ctrl-D at the prompt ends the shell: exit 0
         assert proc.wait(30) == 0
@@ -203,20 +186,20 @@ def test_exec_it_through_a_pty(pallet: Pallet) -> None:
     )  # fmt: skip
     os.close(slave)
     try:
-        _read_until(master, b"exec# ")
+        read_until(master, b"exec# ")
         # $((..)) marks the end of the output: the typed line shows it unexpanded
         os.write(master, b"stty size; tty; echo end-$((40+2))\r")
-        out = _read_until(master, b"end-42").replace(b"\r", b"")
+        out = read_until(master, b"end-42").replace(b"\r", b"")
         assert b"21 77\n/dev/pts/" in out  # our window size, a terminal of its own
         os.write(master, b"sleep 30\r")
-        _read_until(master, b"sleep 30")
+        read_until(master, b"sleep 30")
         time.sleep(0.5)  # let the shell start it
         os.write(master, b"\x03")  # Ctrl-C reaches the exec'd shell's foreground job
-        _read_until(master, b"exec# ")
+        read_until(master, b"exec# ")
         _set_size(master, 30, 90)
         time.sleep(0.2)
         os.write(master, b"stty size; echo end-$((1+1))\r")
-        assert b"30 90\n" in _read_until(master, b"end-2").replace(b"\r", b"")
+        assert b"30 90\n" in read_until(master, b"end-2").replace(b"\r", b"")
         os.write(master, b"exit 3\r")
         assert proc.wait(30) == 3  # the exec'd process's code
     finally:
