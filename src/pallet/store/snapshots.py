@@ -12,16 +12,27 @@ unless the tree changed. That spares the commit a second read of every file.
 A snapshot is built in a private ``snapshots/.tmp-*`` directory (locked while its
 builder lives) and renamed to its final name only when complete, so a half-extracted
 layer is never visible; gc removes the leftovers of crashed builders.
+
+Snapshots are a cache derived from blobs (which are fsynced), so they are published
+without flushing anything to disk: a flush of thousands of new files is a sync of the
+whole filesystem, everybody's dirty data with ours. ``meta.json`` records instead the
+boot that wrote the tree (``/proc/sys/kernel/random/boot_id``). A process killed in the
+same boot loses nothing (the page cache survives it), so a snapshot of this boot is used
+as it is. One left unflushed by an earlier boot may have lost files or data when the
+machine went down: it is verified before its first use (as ``check`` does), marked
+durable if it passes (what a new boot reads back is on disk) and removed, to be
+extracted again from its blob, if it does not.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +42,7 @@ from pallet.oci.descriptor import Descriptor
 from pallet.oci.digest import Digest
 from pallet.store import apply, overlay
 from pallet.store.blobs import BlobStore
-from pallet.store.fsutil import fsync_dir, remove_tree
+from pallet.store.fsutil import atomic_write, fsync_dir, remove_tree
 from pallet.store.locks import is_in_use, lock_fd
 from pallet.store.treehash import tree_digest
 
@@ -40,6 +51,21 @@ META_FILE = "meta.json"
 FS_DIR = "fs"
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
+BOOT_ID_FILE = "/proc/sys/kernel/random/boot_id"
+
+_boot_id: str | None = None
+
+
+def boot_id() -> str:
+    """This boot's ID, read once per process; "" where the kernel does not say."""
+    global _boot_id
+    if _boot_id is None:
+        try:
+            with open(BOOT_ID_FILE, encoding="ascii") as f:
+                _boot_id = f.read().strip()
+        except (OSError, ValueError):
+            _boot_id = ""
+    return _boot_id
 
 
 def _libc() -> Any:
@@ -65,6 +91,12 @@ class SnapshotInfo:
     #: tree committed as its layer (``committed``), which check re-tars instead
     tree_digest: Digest | None
     committed: LayerOrigin | None = None
+    #: the boot that wrote the tree without flushing it to disk; None once it is on disk
+    unflushed_boot: str | None = None
+
+    def trusted(self) -> bool:
+        """Whether the tree can be used unverified: on disk, or written in this boot."""
+        return self.unflushed_boot is None or self.unflushed_boot == boot_id()
 
     def to_json(self) -> dict[str, object]:
         doc: dict[str, object] = {
@@ -76,6 +108,8 @@ class SnapshotInfo:
             doc["committed"] = {"sourceDateEpoch": self.committed.source_date_epoch}
         else:
             doc["treeDigest"] = self.tree_digest
+        if self.unflushed_boot is not None:
+            doc["unflushedBoot"] = self.unflushed_boot
         return doc
 
     @classmethod
@@ -91,12 +125,16 @@ class SnapshotInfo:
                 if epoch is not None and (type(epoch) is not int or epoch < 0):
                     raise TypeError
                 origin = LayerOrigin(epoch)
+            boot = doc.get("unflushedBoot")
+            if boot is not None and (type(boot) is not str or not boot):
+                raise TypeError
             return cls(
                 Digest(doc["chainId"]),
                 Digest(doc["diffId"]),
                 Digest(parent) if parent else None,
                 None if origin is not None else Digest(doc["treeDigest"]),
                 origin,
+                boot,
             )
         except (KeyError, TypeError, PalletError):
             raise StoreError(f"{where} is malformed") from None
@@ -144,6 +182,8 @@ class SnapshotStore:
         self.dir = root / SNAPSHOTS_DIR
         self._blobs = blobs
         self._guard = guard
+        #: snapshots this process found usable (read once: a snapshot never changes)
+        self._settled: set[Digest] = set()
 
     # -- lookup ---------------------------------------------------------------------
 
@@ -168,6 +208,47 @@ class SnapshotStore:
         except (OSError, ValueError) as exc:
             raise StoreError(f"{meta} cannot be read: {exc}") from None
         return SnapshotInfo.from_json(doc, str(meta))
+
+    def _usable(self, chain_id: Digest) -> bool:
+        """Whether the snapshot is there and fit to use. One an earlier boot left
+        unflushed is verified first (see the module's docstring): marked durable if it
+        passes, removed if not (it is then as good as missing)."""
+        if chain_id in self._settled:
+            return True
+        try:
+            trusted = self.info(chain_id).trusted()
+        except NotFound:
+            return False
+        except StoreError:
+            trusted = False  # e.g. a meta.json whose data did not reach the disk
+        if trusted or self._settle(chain_id):
+            self._settled.add(chain_id)
+            return True
+        return False
+
+    def _settle(self, chain_id: Digest) -> bool:
+        """Verify a snapshot of an earlier boot, one process at a time; remove it if bad."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if self.info(chain_id).trusted():
+                    return True  # another process settled it while we waited
+            except NotFound:
+                return False
+            except StoreError:
+                pass
+            if self.verify(chain_id) is None:  # which marks it durable
+                return True
+            self.remove(chain_id)
+            return False
+        finally:
+            os.close(fd)
+
+    def _write_info(self, chain_id: Digest, info: SnapshotInfo) -> None:
+        data = json.dumps(info.to_json(), indent=2).encode()
+        atomic_write(self._dir(chain_id) / META_FILE, data)
 
     def chain_ids(self) -> list[Digest]:
         """Chain IDs of every complete snapshot."""
@@ -207,13 +288,17 @@ class SnapshotStore:
                 os.close(fd)
 
     def _publish(self, ready: Sequence[tuple[Path, SnapshotInfo]]) -> None:
-        """Give finished workspaces their final names, bottom layer first. One syncfs
-        first makes every file durable before any snapshot becomes visible."""
+        """Give finished workspaces their final names, bottom layer first, unflushed:
+        their ``meta.json`` names this boot. Where the boot cannot be told, one syncfs
+        makes every file durable before any snapshot becomes visible, as before."""
         if not ready:
             return
+        boot = boot_id()
         for work, info in ready:
+            info = replace(info, unflushed_boot=boot or None)
             (work / META_FILE).write_text(json.dumps(info.to_json(), indent=2))
-        _sync_filesystem(self.dir)
+        if not boot:
+            _sync_filesystem(self.dir)
         with self._guard():
             for work, info in ready:
                 final = self._dir(info.chain_id)
@@ -223,7 +308,8 @@ class SnapshotStore:
                     if not final.is_dir():
                         raise StoreError(f"snapshot {info.chain_id}: {exc.strerror}") from exc
                     # Another process published the same snapshot first: keep theirs.
-            fsync_dir(self.dir)
+            if not boot:
+                fsync_dir(self.dir)
 
     def adopt(
         self,
@@ -282,7 +368,7 @@ class SnapshotStore:
             try:
                 parent: Digest | None = None
                 for layer, diff_id, chain_id in zip(layers, diff_ids, chain, strict=True):
-                    if not self.has(chain_id):
+                    if not self._usable(chain_id):
                         work = stack.enter_context(self.workspace())
                         info = self._extract(work, layer, Digest(diff_id), chain_id, parent)
                         ready.append((work, info))
@@ -294,10 +380,12 @@ class SnapshotStore:
     # -- use ------------------------------------------------------------------------
 
     def mount_lowerdirs(self, chain_ids: Sequence[Digest]) -> list[Path]:
-        """The trees of ``chain_ids`` (bottom first), each checked to exist."""
+        """The trees of ``chain_ids`` (bottom first), each checked to exist (and, if an
+        earlier boot left it unflushed, verified: :meth:`ensure` first extracts anew
+        what fails)."""
         out = []
         for chain_id in chain_ids:
-            if not self.has(chain_id):
+            if not self._usable(chain_id):
                 raise NotFound(f"snapshot {chain_id} is not in the store")
             out.append(self.path(chain_id))
         return out
@@ -343,7 +431,8 @@ class SnapshotStore:
     # -- maintenance ----------------------------------------------------------------
 
     def verify(self, chain_id: Digest) -> str | None:
-        """What is wrong with a snapshot, or None if its tree is as extracted."""
+        """What is wrong with a snapshot, or None if its tree is as extracted. One that
+        an earlier boot left unflushed and that passes is marked durable."""
         try:
             info = self.info(chain_id)
         except PalletError as exc:
@@ -360,17 +449,20 @@ class SnapshotStore:
                 return f"snapshot {chain_id} cannot be read: {exc}"
             if actual != info.diff_id:
                 return f"snapshot {chain_id} was modified since it was committed"
-            return None
-        try:
-            actual = tree_digest(fs)
-        except OSError as exc:
-            return f"snapshot {chain_id} cannot be read: {exc}"
-        if actual != info.tree_digest:
-            return f"snapshot {chain_id} was modified since it was extracted"
+        else:
+            try:
+                actual = tree_digest(fs)
+            except OSError as exc:
+                return f"snapshot {chain_id} cannot be read: {exc}"
+            if actual != info.tree_digest:
+                return f"snapshot {chain_id} was modified since it was extracted"
+        if not info.trusted():  # read back in a later boot: it is on disk
+            self._write_info(chain_id, replace(info, unflushed_boot=None))
         return None
 
     def remove(self, chain_id: Digest) -> None:
         """Delete a snapshot: renamed aside first, so it vanishes at once, even on a crash."""
+        self._settled.discard(chain_id)
         final = self._dir(chain_id)
         trash = self.dir / f"{TRASH_PREFIX}{secrets.token_hex(8)}"
         try:
