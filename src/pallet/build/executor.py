@@ -489,7 +489,7 @@ class StageRunner:
                             raise BuildError(f"{label}: {exc}") from None
                     make_dirs(root, step.workdir, owner)
                 # RUN: the upper dir is tidied below, so it must be at rest first; a
-                # COPY's commit reads its files while the unmount flushes them to disk
+                # COPY's commit reads its files while the mount's leftovers are removed
                 step_root.release(background=not parents)
                 upper = work / "fs"
                 if parents:

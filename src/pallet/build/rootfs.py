@@ -141,10 +141,9 @@ class StepRoot:
             self._error = exc
 
     def release(self, *, background: bool = False) -> None:
-        """Unmount and remove everything but ``fs`` from the workspace. Unmounting
-        overlay syncs the upper filesystem (for a COPY: every new file's data), so
-        ``background`` lets the caller read the upper dir (it must not change it) while
-        that runs; :meth:`wait` before using the workspace otherwise."""
+        """Unmount and remove everything but ``fs`` from the workspace. ``background``
+        lets the caller read the upper dir (it must not change it) while that runs;
+        :meth:`wait` before using the workspace otherwise."""
         if self._released:
             return
         self._released = True
@@ -171,7 +170,12 @@ def writable_rootfs(lowerdirs: Sequence[Path], work: Path) -> Iterator[StepRoot]
     """Mount ``lowerdirs`` (bottom first) with ``work/fs`` as the upper dir; yields the
     mount (its tree is ``.merged``). Everything but ``fs`` is removed from ``work`` by
     the end of the block (or by an earlier :meth:`StepRoot.release`), so the workspace
-    can then be adopted as the new snapshot."""
+    can then be adopted as the new snapshot.
+
+    The mount is volatile: overlay never syncs the upper dir, so unmounting does not
+    flush the whole filesystem under the store (everybody's dirty data). The snapshot
+    the upper dir becomes is published unflushed and verified after a reboot (see
+    pallet.store.snapshots); its layer blob is fsynced by the commit."""
     upper = work / "fs"
     step = StepRoot(work)
     ovl = work / "ovl"
@@ -180,7 +184,7 @@ def writable_rootfs(lowerdirs: Sequence[Path], work: Path) -> Iterator[StepRoot]
         d.mkdir(exist_ok=True)
     lowers = list(lowerdirs) or [empty]
     try:
-        overlay.mount_overlay(lowers, step.merged, upperdir=upper, workdir=ovl)
+        overlay.mount_overlay(lowers, step.merged, upperdir=upper, workdir=ovl, volatile=True)
     except PalletError as exc:
         raise BuildError(f"cannot mount the build step's root filesystem: {exc}") from exc
     try:
