@@ -94,3 +94,13 @@ def test_a_build_after_a_reboot_verifies_what_its_steps_read(
     assert "unflushedBoot" not in meta(store, base)  # intact: verified, now durable
     assert store.snapshots.path(base).is_dir()
     assert copied.read_text() == CONTENT  # damaged: extracted again
+
+
+def test_a_steps_root_is_a_volatile_overlay(store: Store, make_context: MakeContext) -> None:
+    # volatile: the unmount does not sync the whole filesystem under the store
+    ctx = make_context({}, 'FROM busybox\nRUN grep " / / " /proc/self/mountinfo > /root-mount\n')
+    build(store, ctx, "boots:volatile")
+    ran = pallet_cli(store.root, "run", "--rm", "boots:volatile", "cat", "/root-mount")
+    assert ran.returncode == 0, ran.stderr
+    options = ran.stdout.split(" - ")[1].split()[2].split(",")
+    assert "upperdir" in ran.stdout and any(o.endswith("volatile") for o in options)
