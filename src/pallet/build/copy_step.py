@@ -4,7 +4,8 @@ Sources are matched first (:func:`match_sources`), so the cache key can be compu
 from their content before anything is written. Then :func:`execute_copy` writes into the
 merged overlay mount of the step: overlayfs copies the parents of new entries up into
 the fresh upper dir with the metadata they have below, so the layer holds what
-BuildKit's differ emits.
+BuildKit's differ emits. What goes below a directory the copy created is written
+straight into the upper dir (nothing of the layers below can show there).
 """
 
 from __future__ import annotations
@@ -244,14 +245,18 @@ def execute_copy(
     root: Path,
     cx: CopyContext,
     accounts: Path | None = None,
+    upper: Path | None = None,
 ) -> None:
     """Perform COPY/ADD into the mounted root filesystem ``root`` (``--chown`` names
-    resolve in ``accounts``, default ``root``: the image below, for ``--link``)."""
+    resolve in ``accounts``, default ``root``: the image below, for ``--link``).
+    ``upper``, the mount's upper dir, lets the contents of the directories the copy
+    creates go straight into it (see :class:`TreeCopier`)."""
     dest, dest_dir = resolve_dest(step, copy)
     owner = resolve_chown(accounts or root, copy.chown) if copy.chown else None
     chmod = parse_chmod(copy.chmod) if copy.chmod else None
     file_owner = owner if owner is not None else (Owner(0, 0) if cx.from_context else None)
-    copier = TreeCopier(CopyOptions(owner=file_owner, chmod=chmod))
+    direct = (root, upper) if upper is not None else None
+    copier = TreeCopier(CopyOptions(owner=file_owner, chmod=chmod), direct)
     count = len(matches) + len(copy.inline) + len(cx.downloads) + len(cx.checkouts)
     if count > 1 or copy.parents:
         dest_dir = True
@@ -302,7 +307,7 @@ def execute_copy(
 
     if cx.checkouts:
         # a repository's files are root's unless --chown says otherwise (BuildKit)
-        git_copier = TreeCopier(CopyOptions(owner=owner or Owner(0, 0), chmod=chmod))
+        git_copier = TreeCopier(CopyOptions(owner=owner or Owner(0, 0), chmod=chmod), direct)
         for tree in cx.checkouts:
             _copy_dir(SourceTree(tree), "", root, dest, owner, git_copier, excludes)
         git_copier.finish()

@@ -457,7 +457,7 @@ class StageRunner:
                         checkouts,
                     )
                     try:
-                        execute_copy(step, step.copy, matches, root, cx, accounts)
+                        execute_copy(step, step.copy, matches, root, cx, accounts, work / "fs")
                     except OSError as exc:
                         raise BuildError(
                             f"{label}: {exc.strerror or exc}: {exc.filename}"
