@@ -157,3 +157,32 @@ def test_allow_refuses_unknown_entitlements(tmp_path: Path) -> None:
         "error: invalid entitlement 'device' for --allow: expected one of network.host, "
         "security.insecure"
     )
+
+
+def test_a_failing_stage_stops_a_long_run_in_another(
+    store: Store, make_context: MakeContext
+) -> None:
+    import subprocess
+    import sys
+
+    dockerfile = """\
+FROM busybox AS slow
+RUN sleep 600
+FROM busybox AS broken
+RUN exit 3
+FROM busybox
+COPY --from=slow /etc/hostname /a
+COPY --from=broken /etc/hostname /b
+"""
+    ctx = make_context({}, dockerfile)
+    # were the sleeping step not stopped, the build would outlast the timeout
+    done = subprocess.run(
+        [sys.executable, "-m", "pallet", "--root", str(store.root), "build", str(ctx)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]  # the step that failed, not the one stopped
+    assert last.startswith("error: [broken 2/2] RUN") and last.endswith("exit code: 3")

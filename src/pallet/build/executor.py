@@ -525,7 +525,11 @@ def _first_error(
         exc = results[stage.index].exception()
         if exc is None:
             continue
-        if isinstance(exc, BuildError) and str(exc) == "build cancelled":
+        from pallet.build.run_step import Cancelled  # an error path only
+
+        if isinstance(exc, Cancelled) or (
+            isinstance(exc, BuildError) and str(exc) == "build cancelled"
+        ):
             cancelled = cancelled or exc
             continue
         return exc

@@ -405,6 +405,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class Cancelled(BuildError):
+    """A RUN stopped because another stage failed: that stage's error is the build's."""
+
+
 def _wait(proc: subprocess.Popen[bytes], env: RunEnv) -> int:
     """The exit status, checking every 0.2 s whether the build was cancelled. A pidfd
     wakes us the moment the process exits: ``Popen.wait`` with a timeout polls, with
@@ -424,7 +428,7 @@ def _wait(proc: subprocess.Popen[bytes], env: RunEnv) -> int:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     return proc.wait(timeout=0.2)
             if env.cancel.is_set():
-                raise BuildError(f"{env.label}: cancelled")
+                raise Cancelled(f"{env.label}: cancelled")
     finally:
         if pidfd >= 0:
             os.close(pidfd)
