@@ -177,3 +177,24 @@ def test_without_a_boot_id_snapshots_are_flushed_and_durable(
     assert flushed == [store.snapshots.dir]  # one flush for both layers
     for chain_id in stored.chain_ids:
         assert "unflushedBoot" not in json.loads(meta_path(store, chain_id).read_text())
+
+
+def test_concurrent_users_of_a_damaged_snapshot_all_get_it_whole(store: Store, kit: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    stored = stored_image(store, kit)
+    paths = ensure(store, stored)
+    expected = (paths[0] / "etc" / "conf").read_bytes()
+    os.truncate(paths[0] / "etc" / "conf", 0)
+    from_earlier_boot(store, stored.chain_ids[0])
+
+    def use(_: int) -> bytes:
+        mine = reopened(store)  # each as its own process would: nothing shared but the disk
+        lowers = mine.snapshots.ensure(stored.manifest.layers, stored.diff_ids)
+        return (lowers[0] / "etc" / "conf").read_bytes()
+
+    with ThreadPoolExecutor(4) as pool:
+        seen = list(pool.map(use, range(4)))
+    assert seen == [expected] * 4
+    assert store.check().ok
+    assert [p.name for p in store.snapshots.dir.iterdir() if p.name.startswith(".")] == []

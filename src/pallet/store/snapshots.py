@@ -31,7 +31,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -241,7 +241,12 @@ class SnapshotStore:
                 pass
             if self.verify(chain_id) is None:  # which marks it durable
                 return True
-            self.remove(chain_id)
+            try:
+                self.remove(chain_id)
+            except OSError as exc:
+                raise StoreError(
+                    f"snapshot {chain_id} is damaged and cannot be removed: {exc.strerror}"
+                ) from exc
             return False
         finally:
             os.close(fd)
@@ -457,7 +462,8 @@ class SnapshotStore:
             if actual != info.tree_digest:
                 return f"snapshot {chain_id} was modified since it was extracted"
         if not info.trusted():  # read back in a later boot: it is on disk
-            self._write_info(chain_id, replace(info, unflushed_boot=None))
+            with suppress(OSError):  # else it is verified again next time
+                self._write_info(chain_id, replace(info, unflushed_boot=None))
         return None
 
     def remove(self, chain_id: Digest) -> None:
