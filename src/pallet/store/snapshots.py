@@ -196,7 +196,9 @@ class SnapshotStore:
         return (self._dir(chain_id) / META_FILE).is_file()
 
     def path(self, chain_id: Digest) -> Path:
-        """The snapshot's tree: the directory to use as an overlay lowerdir."""
+        """The snapshot's tree: the directory to use as an overlay lowerdir. A name
+        only, unchecked: a reader first gets the snapshot through :meth:`ensure` or
+        :meth:`mount_lowerdirs`, which verify one an earlier boot left unflushed."""
         return self._dir(chain_id) / FS_DIR
 
     def info(self, chain_id: Digest) -> SnapshotInfo:
