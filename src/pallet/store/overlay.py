@@ -176,8 +176,10 @@ def mount_overlay(
 
     With ``upperdir`` and ``workdir`` the mount is writable; without, it is a read-only
     view (overlay then needs two lower layers, so a lone layer is bind-mounted read-only).
-    ``volatile`` (for an upper dir thrown away after use) skips every sync of the upper
-    dir: unmounting then does not wait for a sync of the whole filesystem it lives on.
+    ``volatile`` skips every sync of the upper dir: unmounting then does not wait for a
+    sync of the whole filesystem it lives on. For an upper dir thrown away after use, or
+    one whose durability is tracked otherwise (a build step's becomes a snapshot, which
+    is verified after a reboot: see pallet.store.snapshots).
     """
     if not lowerdirs:
         raise StoreError(f"cannot mount overlay on {target}: no layers")
