@@ -153,6 +153,8 @@ def _compile_bytecode() -> None:
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", str(src)], check=True, stdout=subprocess.DEVNULL
     )
+    warm = "import pallet._dataclass_code as m; m.warm()"  # what install.sh does too
+    subprocess.run([sys.executable, "-c", warm], check=True, stdout=subprocess.DEVNULL)
 
 
 def main(argv: list[str]) -> int:

@@ -66,3 +66,5 @@ fi
 # cached: every command would compile pallet's modules again (about 50 ms). A wheel install
 # compiles them at install time; do the same.
 .venv/bin/python -m compileall -q src/pallet >/dev/null
+# and the code of the methods @dataclass generates, which pallet caches beside it
+.venv/bin/python -c 'import pallet._dataclass_code as m; m.warm()'

@@ -3,6 +3,8 @@ exactly as the click commands do, and hand everything it does not understand to 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import pytest
 
@@ -154,3 +156,24 @@ def test_cli_push_fast_path_errors(tmp_path) -> None:
     assert bad.stderr.splitlines()[0].startswith(
         "error: Invalid value for '--max-concurrent-uploads'"
     )
+
+
+def test_which_finds_what_shutil_which_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pallet.paths.which (kept free of shutil's imports) agrees with shutil.which."""
+    import shutil
+
+    from pallet.paths import which
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    (first / "tool").write_text("#!/bin/sh\n")  # not executable: skipped
+    (second / "tool").write_text("#!/bin/sh\n")
+    (second / "tool").chmod(0o755)
+    (first / "dir-not-file").mkdir()
+    monkeypatch.setenv("PATH", f"{first}:{second}")
+    for name in ("tool", "dir-not-file", "missing", str(second / "tool"), str(first / "tool")):
+        assert which(name) == shutil.which(name), name
+    assert which("tool") == str(second / "tool")

@@ -78,3 +78,12 @@ def test_chain_id_refuses_bad_input() -> None:
         chain_id([])
     with pytest.raises(OCIError, match="invalid sha256 digest"):
         chain_ids(["sha256:a"])
+
+
+@pytest.mark.parametrize("size", [0, 1, 64, (256 << 10) - 1, 256 << 10, (256 << 10) + 1, 1 << 20])
+def test_digest_of_bytes_is_sha256_on_both_sides_of_the_small_input_path(size: int) -> None:
+    """Small inputs hash without OpenSSL (sha256_hex), large ones through hashlib: the
+    digest is the same either way."""
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert Digest.from_bytes(data) == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert Digest.from_bytes(data, "sha512") == "sha512:" + hashlib.sha512(data).hexdigest()

@@ -7,11 +7,10 @@ a base share its snapshots.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 
 from pallet.errors import OCIError
-from pallet.oci.digest import Digest
+from pallet.oci.digest import Digest, sha256_hex
 
 
 def chain_strings(diff_ids: Iterable[str]) -> list[str]:
@@ -21,7 +20,7 @@ def chain_strings(diff_ids: Iterable[str]) -> list[str]:
     for diff_id in diff_ids:
         if out:
             text = f"{out[-1]} {diff_id}".encode()
-            out.append("sha256:" + hashlib.sha256(text).hexdigest())
+            out.append("sha256:" + sha256_hex(text))
         else:
             out.append(diff_id)
     return out

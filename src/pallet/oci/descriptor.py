@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import dataclasses
 import re
@@ -92,6 +91,8 @@ class Descriptor:
         blob: bytes | None = None
         if "data" in data:
             encoded = expect_str(data["data"], f"{what} data")
+            import base64  # rare (embedded data): kept off every command's start-up
+
             try:
                 blob = base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
@@ -121,7 +122,7 @@ class Descriptor:
         if self.annotations:
             out["annotations"] = sorted_map(self.annotations)
         if self.data is not None:
-            out["data"] = base64.b64encode(self.data).decode()
+            out["data"] = binascii.b2a_base64(self.data, newline=False).decode()
         if self.platform is not None:
             out["platform"] = self.platform.to_json()
         if self.artifact_type:

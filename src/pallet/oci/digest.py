@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Any
 
@@ -13,6 +12,8 @@ _ENCODED = {
     "sha512": re.compile(r"[a-f0-9]{128}"),
 }
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
+#: Up to this size (configs, manifests, chain IDs) sha256 needs no OpenSSL: see sha256_hex
+_SMALL = 256 << 10
 #: Algorithms pallet can verify. Others (``sha256+b64u``, ``multihash+base58``...) are legal
 #: grammar in the image spec but refused, as go-digest refuses them: content that cannot be
 #: verified must not be trusted.
@@ -56,6 +57,8 @@ class Digest(str):
 
     @classmethod
     def from_bytes(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        if algorithm == "sha256" and len(data) <= _SMALL:
+            return cls("sha256:" + sha256_hex(data))
         h = new_hasher(algorithm)
         h.update(data)
         return cls(f"{algorithm}:{h.hexdigest()}")
@@ -83,7 +86,23 @@ class Digest(str):
 def new_hasher(algorithm: str = "sha256") -> Any:
     if algorithm not in _ENCODED:
         raise InvalidDigest(f"unsupported digest algorithm {algorithm!r}")
+    import hashlib  # here, not at the top: it loads OpenSSL, 4 ms of a short command
+
     return hashlib.new(algorithm)
+
+
+def sha256_hex(data: bytes) -> str:
+    """sha256 of a small input (a config, a manifest, a chain ID), without loading OpenSSL
+    for it (4 ms of a short command): the interpreter's built-in sha256 is slower per byte
+    but costs nothing to import."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found]  # CPython 3.12+
+        except ImportError:
+            from hashlib import sha256
+    return str(sha256(data).hexdigest())
 
 
 def is_digest(value: str) -> bool:

@@ -7,13 +7,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from pallet.errors import ContainerError, InvalidArgument
+from pallet.paths import which
 
 GUEST_ADDR = "10.0.2.100"
 DNS_ADDR = "10.0.2.3"
@@ -65,6 +64,8 @@ def parse_publish(spec: str) -> PortMapping:
 
 def reserve(mapping: PortMapping) -> PortMapping:
     """Check the host port is free (docker fails before creating anything); pick one for 0."""
+    import socket  # only with -p: a run without ports skips its 2 ms import
+
     kind = socket.SOCK_STREAM if mapping.proto == "tcp" else socket.SOCK_DGRAM
     with socket.socket(socket.AF_INET, kind) as sock:
         try:
@@ -88,7 +89,7 @@ class Slirp:
 
     @classmethod
     def start(cls, pid: int, api: Path) -> Slirp:
-        binary = shutil.which("slirp4netns")
+        binary = which("slirp4netns")
         if binary is None:
             raise ContainerError(
                 "the default network needs slirp4netns (apt install slirp4netns); "
@@ -129,6 +130,8 @@ class Slirp:
                 "guest_port": mapping.container_port,
             },
         }
+        import socket
+
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(str(self.api))
             sock.sendall(json.dumps(request).encode())
@@ -152,6 +155,11 @@ class Slirp:
         # no state worth a graceful end (its API socket is ours to remove), so end it at once
         with contextlib.suppress(OSError):
             self.proc.kill()
+
+    def release(self) -> None:
+        """Forget a killed slirp4netns without waiting for its exit (only where nothing
+        else is started after it, as its zombie is reaped when this process ends)."""
+        self.api.unlink(missing_ok=True)
 
     def wait(self) -> None:
         try:

@@ -8,7 +8,6 @@ had in it, anything else replaces what was there. Hard links inside a layer stay
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -61,6 +60,8 @@ def _copy_metadata(src: str, dst: str, st: os.stat_result) -> None:
 def _copy_leaf(src: str, dst: str, st: os.stat_result) -> None:
     mode = st.st_mode
     if stat.S_ISREG(mode):
+        import shutil  # here: applying layers is rare, its imports cost every command
+
         shutil.copyfile(src, dst, follow_symlinks=False)
     elif stat.S_ISLNK(mode):
         os.symlink(os.readlink(src), dst)

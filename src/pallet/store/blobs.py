@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -139,7 +138,7 @@ class BlobWriter:
         self._flushed = 0  # bytes handed to start_writeback
         self._done = False
         hint = self.expected.encoded[:12] if self.expected is not None else "new"
-        self.ingest_path = blobs.ingest_dir / f"{hint}-{secrets.token_hex(8)}"
+        self.ingest_path = blobs.ingest_dir / f"{hint}-{os.urandom(8).hex()}"
         try:
             blobs.ingest_dir.mkdir(parents=True, exist_ok=True)
             with guard():  # gc must not see the file before it is locked

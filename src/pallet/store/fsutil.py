@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 
@@ -39,6 +38,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 def remove_tree(path: Path) -> None:
     """Remove a directory tree, even parts a layer made read-only."""
+    import shutil  # here: its archive support (bz2, lzma) is 3 ms of a short command
 
     def _retry(func: object, name: str, exc_info: tuple[type, BaseException, object]) -> None:
         del func
