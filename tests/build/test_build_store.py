@@ -4,6 +4,7 @@ stages, and what an interrupted build leaves behind."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import signal
@@ -192,3 +193,38 @@ def test_stale_mounts_of_dead_builders_are_unmounted(store: Store, tmp_path: Pat
     assert clean_stale_mounts(store) >= 1
     assert str(dead / "rootfs") not in Path("/proc/self/mountinfo").read_text()
     shutil.rmtree(dead)
+
+
+def test_a_layer_blob_that_cannot_be_stored_fails_the_build_and_tags_nothing(
+    store: Store, make_context: MakeContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pallet.errors import NotFound, StoreError
+    from pallet.store.blobs import BlobWriter
+
+    original = BlobWriter.commit
+    failed: list[str] = []
+
+    def commit(self: BlobWriter, digest: Digest | None = None) -> tuple[Digest, int]:
+        if digest is not None and self.size > 1000:  # the COPY's layer: fsync fails
+            failed.append(str(digest))
+            self.abort()
+            raise StoreError(f"{self.ingest_path}: cannot write: No space left on device")
+        return original(self, digest)
+
+    monkeypatch.setattr(BlobWriter, "commit", commit)
+    ctx = make_context(
+        {"big.bin": os.urandom(64 << 10)}, "FROM busybox\nCOPY big.bin /\nRUN echo x > /x\n"
+    )
+    with pytest.raises(StoreError, match="No space left on device"):
+        do_build(store, ctx, tags=("docker.io/library/unstored:1",))
+    assert len(failed) == 1
+    assert not store.has_blob(Digest(failed[0]))
+    with pytest.raises(NotFound):
+        store.find("docker.io/library/unstored:1")
+    monkeypatch.setattr(BlobWriter, "commit", original)
+    again = do_build(store, ctx, tags=("docker.io/library/unstored:1",))
+    # no cache entry pointed at the missing blob: the COPY ran again and stored it
+    assert store.has_blob(Digest(failed[0]))
+    assert Digest(failed[0]) in [
+        layer.digest for layer in store.load_manifest(again.manifest).layers
+    ]
