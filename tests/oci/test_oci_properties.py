@@ -208,3 +208,36 @@ def test_reference_round_trip(
     assert Reference.parse(str(ref)) == ref.normalized()
     assert Reference.parse(ref.familiar()) == ref.normalized()
     assert str(Reference.parse(ref.familiar())) == str(ref)
+
+
+_REF_ALPHABET = st.text(alphabet="ab0Z._-/:@", max_size=24)
+
+
+@given(_REF_ALPHABET)
+@settings(max_examples=600, deadline=None)
+def test_hand_written_name_and_tag_checks_agree_with_the_grammar(text: str) -> None:
+    """The regex-free checks of common references accept exactly what the grammar does."""
+    from pallet.oci import reference
+
+    assert reference._simple_path(text) == bool(reference._rx("remote_name").fullmatch(text))
+    assert reference.is_valid_tag(text) == bool(reference._rx("tag").fullmatch(text))
+
+
+@given(_REF_ALPHABET)
+@settings(max_examples=600, deadline=None)
+def test_references_the_fast_path_accepts_are_the_grammars(text: str) -> None:
+    """Reference.parse takes plain Docker Hub names without its regexes; whatever it
+    accepts, the full reference grammar accepts with the same name and tag (refusals
+    always come from the grammar's path)."""
+    from pallet.errors import InvalidReference
+    from pallet.oci import reference
+
+    try:
+        ref = reference.Reference.parse(text)
+    except InvalidReference:
+        return
+    full = f"{ref.repository}" + (f":{ref.tag}" if ref.tag else "")
+    full += f"@{ref.digest}" if ref.digest else ""
+    match = reference._rx("reference").fullmatch(full)
+    assert match is not None
+    assert (match.group(1), match.group(2)) == (ref.repository, ref.tag)

@@ -36,21 +36,76 @@ _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _NAME = rf"(?:{_DOMAIN_AND_PORT}/)?{_REMOTE_NAME}"
 
-# re.ASCII: Go's \w is [0-9A-Za-z_], Python's would take any Unicode letter.
-_REFERENCE_RE = re.compile(rf"({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?", re.ASCII)
-_ANCHORED_NAME_RE = re.compile(rf"(?:({_DOMAIN_AND_PORT})/)?({_REMOTE_NAME})", re.ASCII)
-_DOMAIN_RE = re.compile(_DOMAIN_AND_PORT, re.ASCII)
-_REMOTE_NAME_RE = re.compile(_REMOTE_NAME, re.ASCII)
-_TAG_RE = re.compile(_TAG, re.ASCII)
-_DIGEST_RE = re.compile(_DIGEST, re.ASCII)
-_IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}")
+# re.ASCII: Go's \w is [0-9A-Za-z_], Python's would take any Unicode letter. Compiled on
+# first use: building them is 3 ms, and the common names (``busybox``, ``app:1.2``,
+# ``user/app``) are checked without them (_simple_path, _simple_tag).
+_PATTERNS = {
+    "reference": rf"({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?",
+    "anchored_name": rf"(?:({_DOMAIN_AND_PORT})/)?({_REMOTE_NAME})",
+    "domain": _DOMAIN_AND_PORT,
+    "remote_name": _REMOTE_NAME,
+    "tag": _TAG,
+    "digest": _DIGEST,
+}
+_compiled: dict[str, re.Pattern[str]] = {}
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_TAG_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_TAG_REST = _TAG_FIRST | {".", "-"}
+_HEX = frozenset("0123456789abcdef")
 # No valid reference comes near this; bounding the input keeps the regexes cheap.
 _MAX_INPUT = 1024
 
 
+def _rx(name: str) -> re.Pattern[str]:
+    pattern = _compiled.get(name)
+    if pattern is None:
+        pattern = _compiled[name] = re.compile(_PATTERNS[name], re.ASCII)
+    return pattern
+
+
+def _simple_component(part: str) -> bool:
+    """One path component as the grammar has it: runs of [a-z0-9] joined by '.', '_',
+    '__' or any number of '-' (the _PATH_COMPONENT pattern, without building it)."""
+    n = len(part)
+    if n == 0 or part[0] not in _ALNUM or part[-1] not in _ALNUM:
+        return False
+    i = 0
+    while i < n:
+        ch = part[i]
+        if ch in _ALNUM:
+            i += 1
+            continue
+        if ch == ".":
+            i += 1
+        elif ch == "_":
+            i += 2 if part.startswith("__", i) else 1
+        elif ch == "-":
+            while i < n and part[i] == "-":
+                i += 1
+        else:
+            return False
+        if i >= n or part[i] not in _ALNUM:
+            return False
+    return True
+
+
+def _simple_path(path: str) -> bool:
+    return all(_simple_component(part) for part in path.split("/"))
+
+
+def _is_identifier(text: str) -> bool:
+    """A 64-hex image ID, which Docker refuses as a repository name."""
+    return len(text) == 64 and all(c in _HEX for c in text)
+
+
 def is_valid_tag(text: str) -> bool:
     """True for a valid tag (``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``)."""
-    return isinstance(text, str) and _TAG_RE.fullmatch(text) is not None
+    return (
+        isinstance(text, str)
+        and 0 < len(text) <= 128
+        and text[0] in _TAG_FIRST
+        and all(c in _TAG_REST for c in text)
+    )
 
 
 def parse_repository_name(text: str) -> str:
@@ -63,7 +118,7 @@ def parse_repository_name(text: str) -> str:
             f"invalid repository name {text[:40]!r}...: longer than "
             f"{NAME_TOTAL_LENGTH_MAX} characters"
         )
-    if _REMOTE_NAME_RE.fullmatch(text) is None:
+    if not _simple_path(text):
         hint = " (must be lowercase)" if text.lower() != text else ""
         raise InvalidReference(
             f"invalid repository name {text!r}{hint}: expected lowercase components "
@@ -97,13 +152,13 @@ def _why_invalid(text: str) -> str:
     if "://" in text:
         return "a reference has no URL scheme"
     name, at, digest = text.partition("@")
-    if at and not _DIGEST_RE.fullmatch(digest):
+    if at and not _rx("digest").fullmatch(digest):
         return f"invalid digest {digest!r}"
     last = name.rsplit("/", 1)[-1]
     if ":" in last:
         tag = last.split(":", 1)[1]
         name = name[: len(name) - len(tag) - 1]
-        if not _TAG_RE.fullmatch(tag):
+        if not is_valid_tag(tag):
             return f"invalid tag {tag!r}: up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'"
     if not name:
         return "the repository name is empty"
@@ -124,9 +179,9 @@ class Reference:
     digest: Digest | None = None
 
     def __post_init__(self) -> None:
-        if not _DOMAIN_RE.fullmatch(self.domain):
+        if self.domain != DEFAULT_DOMAIN and not _rx("domain").fullmatch(self.domain):
             raise InvalidReference(f"invalid registry host {self.domain!r}")
-        if not _REMOTE_NAME_RE.fullmatch(self.path):
+        if not _simple_path(self.path):
             raise InvalidReference(f"invalid repository path {self.path!r}")
         if len(self.repository) > NAME_TOTAL_LENGTH_MAX:
             raise InvalidReference(
@@ -152,7 +207,7 @@ class Reference:
             )
         if len(text) > _MAX_INPUT:
             raise InvalidReference(f"invalid reference format: {text[:40]!r}... is too long")
-        if _IDENTIFIER_RE.fullmatch(text):
+        if _is_identifier(text):
             raise InvalidReference(
                 f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings"
             )
@@ -162,10 +217,20 @@ class Reference:
             raise InvalidReference(
                 f"invalid reference format: repository name ({remote}) must be lowercase"
             )
+        if domain == DEFAULT_DOMAIN and "@" not in remainder:
+            # the common case, checked without the regexes: name[:tag] on Docker Hub
+            path, colon, tag = remainder.partition(":")
+            if _simple_path(path) and (not colon or is_valid_tag(tag)):
+                if len(domain) + 1 + len(path) > NAME_TOTAL_LENGTH_MAX:
+                    raise InvalidReference(
+                        f"invalid reference format: {text[:40]!r}...: repository name must "
+                        f"not be more than {NAME_TOTAL_LENGTH_MAX} characters"
+                    )
+                return cls(domain, path, tag or None, None)
         full = f"{domain}/{remainder}"
-        match = _REFERENCE_RE.fullmatch(full)
+        match = _rx("reference").fullmatch(full)
         if match is None:
-            if _REFERENCE_RE.fullmatch(full.lower()) is not None:
+            if _rx("reference").fullmatch(full.lower()) is not None:
                 raise InvalidReference(
                     f"invalid reference format: {text!r}: repository name must be lowercase"
                 )
@@ -176,7 +241,7 @@ class Reference:
                 f"invalid reference format: {text[:40]!r}...: repository name must not be "
                 f"more than {NAME_TOTAL_LENGTH_MAX} characters"
             )
-        name_match = _ANCHORED_NAME_RE.fullmatch(name)
+        name_match = _rx("anchored_name").fullmatch(name)
         if name_match is None or name_match.group(1) is None:
             # "a.b_c/d": split off as a domain (it has a '.') that the domain grammar then
             # refuses. Docker would keep it as a domain-less name; pallet refuses it.
@@ -276,7 +341,7 @@ class Reference:
 def parse_any(text: str) -> Reference | Digest:
     """An image ID (64 hex digits, or ``sha256:...``) as a Digest, else a Reference
     (Docker's ParseAnyReference)."""
-    if isinstance(text, str) and _IDENTIFIER_RE.fullmatch(text):
+    if isinstance(text, str) and _is_identifier(text):
         return Digest("sha256:" + text)
     try:
         return Digest(text)
