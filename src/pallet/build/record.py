@@ -28,7 +28,6 @@ scratch below it).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,7 +38,7 @@ from pallet.build.options import BuildOptions
 from pallet.build.progress import Progress
 from pallet.errors import PalletError
 from pallet.oci.descriptor import Descriptor
-from pallet.oci.digest import Digest
+from pallet.oci.digest import Digest, sha256_hex, small_sha256
 from pallet.store import Store
 
 FORMAT = 1
@@ -103,7 +102,7 @@ def record_key(options: BuildOptions, text: str) -> str | None:
         "root": os.geteuid() == 0,
     }
     raw = json.dumps(doc, sort_keys=True, ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(raw.encode("utf-8", "surrogateescape")).hexdigest()
+    return "sha256:" + sha256_hex(raw.encode("utf-8", "surrogateescape"))
 
 
 def _stat_fields(path: Path) -> list[int] | None:
@@ -139,7 +138,7 @@ def context_listing(context: Path, used: Mapping[str, os.stat_result] | None = N
     ``used``: the entries (relative path -> lstat) a build read, when it read the
     context; None is returned if any of them is not as it was then (it changed during
     the build, so the image need not match what the context holds now)."""
-    h = hashlib.sha256()
+    h = small_sha256()  # a listing, not contents: no need to load OpenSSL
     root = os.lstat(context)
     h.update(f"{root.st_mode} {root.st_ino} {root.st_dev}\n".encode())
     seen = 0
@@ -152,7 +151,7 @@ def context_listing(context: Path, used: Mapping[str, os.stat_result] | None = N
         h.update(rel.encode("utf-8", "surrogateescape") + b"\0" + repr(fields).encode() + b"\n")
     if used is not None and seen != len(used):
         return None  # something the build read is gone
-    return h.hexdigest()
+    return str(h.hexdigest())
 
 
 def read_dockerfile_text(options: BuildOptions) -> str | None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import secrets
-import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +26,13 @@ _CLONE_NEWNS = 0x00020000
 _MS_REC = 0x4000
 _MS_SLAVE = 1 << 19
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _rmtree(path: Path | str, ignore_errors: bool = False) -> None:
+    import shutil  # here: its archive support (bz2, lzma) costs a rebuild's start-up 3 ms
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
 
 SCRATCH_DIR = "build/tmp"
 
@@ -78,7 +83,7 @@ def clean_stale_mounts(store: Store) -> int:
         for entry in scratch.iterdir():
             if not is_in_use(entry):
                 _unmount_below(entry)
-                shutil.rmtree(entry, ignore_errors=True)
+                _rmtree(entry, ignore_errors=True)
     return count
 
 
@@ -87,7 +92,7 @@ def scratch_dir(store: Store) -> Iterator[Path]:
     """A private, locked directory for a build's temporary mounts and files."""
     base = store.root / SCRATCH_DIR
     base.mkdir(parents=True, exist_ok=True)
-    path = base / secrets.token_hex(8)
+    path = base / os.urandom(8).hex()
     path.mkdir(0o700)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     lock_fd(fd)
@@ -96,7 +101,7 @@ def scratch_dir(store: Store) -> Iterator[Path]:
     finally:
         try:
             _unmount_below(path)
-            shutil.rmtree(path, ignore_errors=True)
+            _rmtree(path, ignore_errors=True)
         finally:
             os.close(fd)
 
@@ -131,12 +136,12 @@ class StepRoot:
         try:
             unmount(self.merged)
             for d in (self.work / "ovl", self.merged, self.work / "empty"):
-                shutil.rmtree(d, ignore_errors=True)
+                _rmtree(d, ignore_errors=True)
                 if d.exists():  # overlay's work dir keeps a 000 "work" subdir
                     os.chmod(d, 0o700)
                     for sub in d.iterdir():
                         os.chmod(sub, 0o700)
-                    shutil.rmtree(d)
+                    _rmtree(d)
         except BaseException as exc:  # re-raised by wait()
             self._error = exc
 
@@ -196,7 +201,7 @@ def writable_rootfs(lowerdirs: Sequence[Path], work: Path) -> Iterator[StepRoot]
 @contextmanager
 def readonly_rootfs(lowerdirs: Sequence[Path], scratch: Path) -> Iterator[Path]:
     """A read-only view of a snapshot stack (an empty directory for no layers)."""
-    target = scratch / f"ro-{secrets.token_hex(6)}"
+    target = scratch / f"ro-{os.urandom(6).hex()}"
     target.mkdir()
     if not lowerdirs:
         yield target

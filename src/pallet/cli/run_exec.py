@@ -3,7 +3,6 @@ so the fast path (``pallet.cli.fast_path``) and the click commands share it."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,7 +127,9 @@ def create(
 
 def attach(containers: Containers, record: ContainerRecord, interactive: bool) -> None:
     """Run the container in this process (the monitor) with our stdio; exit with its code."""
-    stdin = sys.stdin if interactive or record.tty else subprocess.DEVNULL
+    from pallet.runtime.spawn import DEVNULL
+
+    stdin = sys.stdin if interactive or record.tty else DEVNULL
     try:
         if record.auto_remove:
             # its log would go with it, unread: the container writes to our streams itself

@@ -91,10 +91,10 @@ def new_hasher(algorithm: str = "sha256") -> Any:
     return hashlib.new(algorithm)
 
 
-def sha256_hex(data: bytes) -> str:
-    """sha256 of a small input (a config, a manifest, a chain ID), without loading OpenSSL
-    for it (4 ms of a short command): the interpreter's built-in sha256 is slower per byte
-    but costs nothing to import."""
+def small_sha256() -> Any:
+    """A sha256 hasher for small inputs (a config, a manifest, a chain ID, a listing of
+    names), without loading OpenSSL for it (4 ms of a short command): the interpreter's
+    built-in sha256 is slower per byte but costs nothing to import."""
     try:
         from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.11
     except ImportError:
@@ -102,7 +102,14 @@ def sha256_hex(data: bytes) -> str:
             from _sha2 import sha256  # type: ignore[import-not-found]  # CPython 3.12+
         except ImportError:
             from hashlib import sha256
-    return str(sha256(data).hexdigest())
+    return sha256()
+
+
+def sha256_hex(data: bytes) -> str:
+    """sha256 of a small input, hex (see :func:`small_sha256`)."""
+    h = small_sha256()
+    h.update(data)
+    return str(h.hexdigest())
 
 
 def is_digest(value: str) -> bool:

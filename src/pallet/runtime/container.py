@@ -14,7 +14,6 @@ import ctypes
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from pallet.errors import Conflict, ContainerError, InvalidArgument, PalletError
 from pallet.images.lookup import find_image
 from pallet.oci.digest import sha256_hex
 from pallet.paths import which
+from pallet.runtime import spawn
 from pallet.runtime.oci_runtime import OCIRuntime, find_runtime
 from pallet.runtime.records import ContainerRecord, ContainerRecords, new_id, now
 from pallet.runtime.spec import Mount, NetworkMode, Resources, SpecOptions, build_spec
@@ -122,7 +122,7 @@ class Containers:
         self.records = ContainerRecords(store)
         self.runtime = OCIRuntime(find_runtime(), _state_dir(store))
         #: the runtime's deletes of exited --rm containers, awaited once they are removed
-        self._deleting: dict[str, subprocess.Popen[bytes]] = {}
+        self._deleting: dict[str, spawn.Process] = {}
 
     def dir(self, container_id: str) -> Path:
         return self.store.root / "containers" / container_id
@@ -482,7 +482,7 @@ class Containers:
             return self._run_tty(record, bundle, pid_file, runtime_log, stdout, on_started)
         runtime = self.runtime_for(record)
         with runtime.v1_view():  # create, start and delete without a wrapper each
-            proc = subprocess.run(
+            created = spawn.run(
                 runtime.command_with_log(
                     runtime_log,
                     "create",
@@ -495,22 +495,20 @@ class Containers:
                 stdin=stdin,
                 stdout=stdout,
                 stderr=stderr,
-                check=False,
             )
-            if proc.returncode != 0:
+            if created != 0:
                 self._failed_to_start(record, runtime_log)
             pid = int(pid_file.read_text().strip())
             record, slirp = self._created(record, pid)
             # forwarding is in place before the container runs a single instruction
             forward = _forward_signals(runtime, record.id)
-            started = subprocess.run(
+            started = spawn.run(
                 runtime.command_with_log(runtime_log, "start", record.id),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                check=False,
+                stdin=spawn.DEVNULL,
+                stdout=spawn.DEVNULL,
+                stderr=spawn.DEVNULL,
             )
-            if started.returncode != 0:
+            if started != 0:
                 for sig, previous in forward.items():
                     signal.signal(sig, previous)
                 if slirp is not None:
@@ -568,7 +566,7 @@ class Containers:
         on_started: Callable[[], None] | None,
     ) -> int:
         runtime = self.runtime_for(record)
-        proc = subprocess.Popen(
+        proc = spawn.spawn(
             runtime.command_with_log(
                 runtime_log, "run", "--bundle", bundle, "--pid-file", str(pid_file), record.id
             ),
@@ -660,13 +658,13 @@ class Containers:
         log = self.dir(record.id) / "container.log"
         ready_r, ready_w = os.pipe()
         try:
-            subprocess.Popen(
+            spawn.spawn(
                 [sys.executable, "-m", "pallet.runtime.container",
                  str(self.store.root), record.id, str(log), str(ready_w)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
+                stdin=spawn.DEVNULL,
+                stdout=spawn.DEVNULL,
+                stderr=spawn.DEVNULL,
+                new_session=True,
                 pass_fds=(ready_w,),
             )  # fmt: skip
         finally:
@@ -977,7 +975,7 @@ def monitor_main(argv: list[str]) -> None:
     try:
         containers.run_monitored(
             record,
-            stdin=subprocess.DEVNULL,
+            stdin=spawn.DEVNULL,
             stdout=out_w,
             stderr=err_w,
             on_started=started,

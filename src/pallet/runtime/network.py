@@ -7,12 +7,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from pallet.errors import ContainerError, InvalidArgument
 from pallet.paths import which
+from pallet.runtime import spawn
 
 GUEST_ADDR = "10.0.2.100"
 DNS_ADDR = "10.0.2.3"
@@ -82,7 +82,7 @@ def reserve(mapping: PortMapping) -> PortMapping:
 class Slirp:
     """One slirp4netns process serving one container's network namespace."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], api: Path, exit_w: int) -> None:
+    def __init__(self, proc: spawn.Process, api: Path, exit_w: int) -> None:
         self.proc = proc
         self.api = api
         self._exit_w = exit_w
@@ -100,13 +100,13 @@ class Slirp:
         # slirp4netns ends when this pipe closes: with its monitor, even a SIGKILLed one
         exit_r, exit_w = os.pipe()
         os.set_inheritable(exit_w, False)
-        proc = subprocess.Popen(
+        proc = spawn.spawn(
             [binary, "--configure", "--mtu=65520", "--disable-host-loopback",
              f"--api-socket={api}", f"--ready-fd={ready_w}", f"--exit-fd={exit_r}",
              str(pid), "tap0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdin=spawn.DEVNULL,
+            stdout=spawn.DEVNULL,
+            stderr=spawn.DEVNULL,
             pass_fds=(ready_w, exit_r),
         )  # fmt: skip
         os.close(ready_w)
@@ -168,7 +168,7 @@ class Slirp:
             try:
                 self.proc.wait(5)
                 exited = True
-            except subprocess.TimeoutExpired:
+            except TimeoutError:
                 exited = False
         if not exited:
             self.proc.kill()

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pallet.errors import ContainerError
 from pallet.paths import which
+from pallet.runtime import spawn
+
+if TYPE_CHECKING:
+    import subprocess
 
 _RUNTIMES = ("crun", "runc")
 _UNIFIED = "/sys/fs/cgroup/unified"
@@ -107,9 +111,9 @@ class OCIRuntime:
         and back to the host's at the end, so mounts and unmounts after the block are
         the host's again. Only a single-threaded process can change its mount namespace;
         elsewhere, or if anything fails, the wrapper stays."""
-        import threading
-
-        if not self.binary.wrapper or self._in_v1_view or threading.active_count() != 1:
+        threading = sys.modules.get("threading")  # not imported: no thread was started
+        busy = threading is not None and threading.active_count() != 1
+        if not self.binary.wrapper or self._in_v1_view or busy:
             yield
             return
         import ctypes
@@ -171,26 +175,30 @@ class OCIRuntime:
         container_id: str,
         bundle: Path,
         *,
-        stdin: int | IO[Any] | None = subprocess.DEVNULL,
+        stdin: int | IO[Any] | None = spawn.DEVNULL,
         stdout: int | IO[Any] | None = None,
         stderr: int | IO[Any] | None = None,
     ) -> int:
         """Create, start and wait for the container; return its exit status (128+N for signal N)."""
         self.state_root.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(
+        code = spawn.run(
             self._cmd("run", "--bundle", str(bundle), container_id),
             stdin=stdin,
             stdout=stdout,
             stderr=stderr,
-            check=False,
         )
-        return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        return code if code >= 0 else 128 - code
 
     def popen_run(self, container_id: str, bundle: Path, **kwargs: Any) -> subprocess.Popen[bytes]:
+        """``run`` under ``subprocess.Popen`` (for its pipes: the builder reads RUN's output)."""
+        import subprocess
+
         self.state_root.mkdir(parents=True, exist_ok=True)
         return subprocess.Popen(self._cmd("run", "--bundle", str(bundle), container_id), **kwargs)
 
     def state(self, container_id: str) -> dict[str, Any] | None:
+        import subprocess
+
         proc = subprocess.run(self._cmd("state", container_id), capture_output=True, check=False)
         if proc.returncode != 0:
             return None
@@ -202,7 +210,7 @@ class OCIRuntime:
 
     def kill(self, container_id: str, signal: str = "KILL", *, all_processes: bool = False) -> None:
         args = ["kill"] + (["--all"] if all_processes else []) + [container_id, signal]
-        subprocess.run(self._cmd(*args), capture_output=True, check=False)
+        spawn.run(self._cmd(*args), stdin=spawn.DEVNULL, stdout=spawn.DEVNULL, stderr=spawn.DEVNULL)
 
     def knows(self, container_id: str) -> bool:
         """Whether the runtime still holds state for the container (not yet deleted)."""
@@ -211,12 +219,9 @@ class OCIRuntime:
     def delete(self, container_id: str, *, force: bool = True) -> None:
         self.start_delete(container_id, force=force).wait()
 
-    def start_delete(self, container_id: str, *, force: bool = True) -> subprocess.Popen[bytes]:
+    def start_delete(self, container_id: str, *, force: bool = True) -> spawn.Process:
         """``delete`` under way: the caller may do other work, then wait for it."""
         args = ["delete"] + (["--force"] if force else []) + [container_id]
-        return subprocess.Popen(
-            self._cmd(*args),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        return spawn.spawn(
+            self._cmd(*args), stdin=spawn.DEVNULL, stdout=spawn.DEVNULL, stderr=spawn.DEVNULL
         )

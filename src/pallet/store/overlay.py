@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -148,6 +147,8 @@ def _mount_short_paths(
         if volatile:
             opts.append("volatile")
         try:
+            import subprocess  # the mount(8) fallback only: kept off start-up
+
             proc = subprocess.run(
                 ["mount", "-t", "overlay", "overlay", "-o", ",".join(opts), str(target.resolve())],
                 cwd=tmp,

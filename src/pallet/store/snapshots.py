@@ -29,7 +29,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
@@ -279,7 +278,7 @@ class SnapshotStore:
         """A private directory under ``snapshots/``, locked against gc, removed on exit
         unless it was published; build steps write a new layer's tree in it."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"{TMP_PREFIX}{secrets.token_hex(8)}"
+        path = self.dir / f"{TMP_PREFIX}{os.urandom(8).hex()}"
         with self._guard():
             path.mkdir(0o700)
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -472,7 +471,7 @@ class SnapshotStore:
         """Delete a snapshot: renamed aside first, so it vanishes at once, even on a crash."""
         self._settled.discard(chain_id)
         final = self._dir(chain_id)
-        trash = self.dir / f"{TRASH_PREFIX}{secrets.token_hex(8)}"
+        trash = self.dir / f"{TRASH_PREFIX}{os.urandom(8).hex()}"
         try:
             os.rename(final, trash)
         except FileNotFoundError:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 import time
+from _thread import _local as thread_local  # threading.local, without threading's import
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS lease_resources (
 class StateDB:
     def __init__(self, root: Path) -> None:
         self.path = root / STATE_FILE
-        self._local = threading.local()
+        self._local = thread_local()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(

@@ -7,7 +7,6 @@ changes without harm (timestamps, inode numbers).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from pathlib import Path
@@ -35,6 +34,8 @@ def _xattrs(path: str) -> list[str]:
 
 
 def _file_digest(path: str) -> str:
+    import hashlib  # here: loading OpenSSL is 4 ms of every command that opens the store
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(1 << 20):
@@ -44,6 +45,8 @@ def _file_digest(path: str) -> str:
 
 def tree_digest(root: Path) -> Digest:
     """sha256 over a canonical listing of everything below ``root`` (root included)."""
+    import hashlib
+
     h = hashlib.sha256()
     base = str(root)
     pending = [""]
