@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
+from typing import Any
 
 import pytest
 
@@ -11,13 +13,21 @@ from pallet_cli import Pallet
 pytestmark = [pytest.mark.root, pytest.mark.runtime, pytest.mark.overlay]
 
 
-def test_exit_codes_like_docker(pallet: Pallet) -> None:
-    assert pallet("run", "--rm", "busybox", "echo", "hello").stdout == "hello\n"
-    assert pallet("run", "--rm", "busybox", "sh", "-c", "exit 3", check=False).returncode == 3
-    missing = pallet("run", "--rm", "busybox", "nope", check=False)
+@pytest.mark.parametrize("network", ["private", "none", "host"])
+def test_exit_codes_like_docker(pallet: Pallet, network: str) -> None:
+    # private: the runtime's create + start; none and host: one runtime run
+    def run(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return pallet("run", "--rm", "--network", network, *args, **kw)
+
+    out = run("busybox", "sh", "-c", "echo hello; echo oops >&2; exit 3", check=False)
+    assert (out.returncode, out.stdout, out.stderr) == (3, "hello\n", "oops\n")
+    missing = run("busybox", "nope", check=False)
     assert missing.returncode == 127
     assert 'exec: "nope": executable file not found in $PATH' in missing.stderr
-    assert pallet("run", "--rm", "busybox", "/etc/passwd", check=False).returncode == 126
+    assert run("busybox", "/etc/passwd", check=False).returncode == 126
+    bad_workdir = run("-w", "/etc/passwd", "busybox", "true", check=False)
+    assert bad_workdir.returncode == 125  # the runtime failed: pallet's own code, not the command's
+    assert bad_workdir.stderr.splitlines()[-1].endswith("Not a directory")
     no_image = pallet("run", "--rm", "nosuchimage", check=False)
     assert no_image.returncode == 125 and "No such image" in no_image.stderr
     assert pallet("ps", "-aq").stdout == ""  # --rm left nothing

@@ -83,3 +83,13 @@ def test_new_session_wait_timeout_and_kill() -> None:
 def test_a_missing_program_raises() -> None:
     with pytest.raises(FileNotFoundError):
         spawn.spawn(["/nonexistent/program"])
+
+
+def test_new_group_leaves_the_terminals_process_group() -> None:
+    proc = spawn.spawn([SH, "-c", "sleep 30"], new_group=True)
+    try:
+        assert os.getpgid(proc.pid) == proc.pid != os.getpgid(0)
+        assert os.getsid(proc.pid) == os.getsid(0)  # same session: only the group is its own
+    finally:
+        proc.kill()
+        proc.wait()

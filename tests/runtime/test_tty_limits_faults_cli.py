@@ -152,15 +152,22 @@ def test_no_stale_mounts_cgroups_or_processes(pallet: Pallet) -> None:
     assert ours == []
 
 
-def test_signals_to_pallet_run_reach_the_container_and_init(pallet: Pallet) -> None:
+@pytest.mark.parametrize("network", ["private", "none"])
+def test_signals_to_pallet_run_reach_the_container_and_init(pallet: Pallet, network: str) -> None:
+    # private: create + start with pallet forwarding; none: one runtime run relaying them
     proc = subprocess.Popen(
         [sys.executable, "-m", "pallet", "--root", str(pallet.root), "run", "--name", "sig",
-         "busybox", "sh", "-c", "trap 'echo got-term; exit 9' TERM; echo up; "
+         "--network", network, "busybox", "sh", "-c",
+         "trap 'echo got-term; exit 9' TERM; trap 'echo got-int' INT; echo up; "
          "while true; do sleep 0.1; done"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"up\n"  # forwarding is set up before start
+    running = [line for line in pallet("ps").stdout.splitlines() if line.endswith(" sig")]
+    assert len(running) == 1 and " Up " in running[0]  # seen from another process meanwhile
+    proc.send_signal(signal.SIGINT)
+    assert proc.stdout.readline() == b"got-int\n"  # once: relayed by one process only
     proc.send_signal(signal.SIGTERM)
     try:
         out, _ = proc.communicate(timeout=30)

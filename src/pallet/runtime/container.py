@@ -480,6 +480,8 @@ class Containers:
         bundle = str(cdir / "bundle")
         if record.tty:
             return self._run_tty(record, bundle, pid_file, runtime_log, stdout, on_started)
+        if record.network != "private" and on_started is None:
+            return self._run_direct(record, bundle, pid_file, runtime_log, stdin, stdout, stderr)
         runtime = self.runtime_for(record)
         with runtime.v1_view():  # create, start and delete without a wrapper each
             created = spawn.run(
@@ -536,6 +538,54 @@ class Containers:
                 deleting.wait()
             if slirp is not None:
                 slirp.release() if record.auto_remove else slirp.wait()
+        return status
+
+    def _run_direct(
+        self,
+        record: ContainerRecord,
+        bundle: str,
+        pid_file: Path,
+        runtime_log: Path,
+        stdin: int | IO[Any] | None,
+        stdout: int | IO[Any] | None,
+        stderr: int | IO[Any] | None,
+    ) -> int:
+        """A foreground container with nothing to set up between its creation and its
+        start (no slirp4netns network, nobody waiting to hear it started): one runtime
+        ``run`` creates, starts, waits for and deletes it, two processes fewer than
+        create + start + delete. The runtime relays the signals we pass it."""
+        runtime = self.runtime_for(record)
+        # running from now: its first output may come before the runtime's pid file
+        record = self.records.set_state(
+            record, state="running", pid=0, monitor_pid=os.getpid(), started=now()
+        )
+        with runtime.v1_view():
+            proc = spawn.spawn(
+                runtime.command_with_log(
+                    runtime_log, "run", "--bundle", bundle, "--pid-file", str(pid_file), record.id
+                ),
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                new_group=True,  # Ctrl-C reaches it once, through us
+            )
+            relay = _relay_signals(proc)
+            try:
+                while not pid_file.exists() and proc.poll() is None:
+                    time.sleep(0.001)
+                pid = 0
+                with contextlib.suppress(OSError, ValueError):
+                    pid = int(pid_file.read_text().strip())
+                if pid and proc.poll() is None:  # for stats and inspect
+                    record = self.records.set_state(record, pid=pid)
+                status = proc.wait()
+            finally:
+                for sig, old in relay.items():
+                    signal.signal(sig, old)
+        if status != 0 and _runtime_failed(runtime_log):
+            self._failed_to_start(record, runtime_log, None if pid == 0 else 125)
+        status = status if status >= 0 else 128 - status  # the runtime itself was killed
+        self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
         return status
 
     def _run_tty(
@@ -929,6 +979,36 @@ def _wait_gone(pid: int, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+_FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+
+
+def _runtime_failed(log: Path) -> bool:
+    """Whether the runtime logged an error (else a non-zero status is the container's)."""
+    with contextlib.suppress(OSError):
+        return '"error"' in log.read_text(errors="replace")
+    return False
+
+
+def _relay_signals(runtime_proc: spawn.Process) -> dict[signal.Signals, Any]:
+    """Signals sent to ``pallet run`` go to the runtime's ``run``, which passes them on."""
+    old: dict[signal.Signals, Any] = {}
+
+    def relay(signum: int, _frame: object) -> None:
+        runtime_proc.send_signal(signum)
+
+    for sig in _FORWARDED:
+        with contextlib.suppress(ValueError, OSError):
+            old[sig] = signal.signal(sig, relay)
+    return old
+
+
 def _forward_signals(runtime: OCIRuntime, container_id: str) -> dict[signal.Signals, Any]:
     """Signals sent to the monitor (``pallet run``) go to the container, as docker's proxy does."""
     old: dict[signal.Signals, Any] = {}
@@ -936,14 +1016,7 @@ def _forward_signals(runtime: OCIRuntime, container_id: str) -> dict[signal.Sign
     def forward(signum: int, _frame: object) -> None:
         runtime.kill(container_id, str(signum))
 
-    for sig in (
-        signal.SIGTERM,
-        signal.SIGINT,
-        signal.SIGHUP,
-        signal.SIGQUIT,
-        signal.SIGUSR1,
-        signal.SIGUSR2,
-    ):
+    for sig in _FORWARDED:
         with contextlib.suppress(ValueError, OSError):
             old[sig] = signal.signal(sig, forward)
     return old

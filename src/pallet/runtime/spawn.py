@@ -110,9 +110,11 @@ def spawn(
     stderr: Stream = None,
     pass_fds: Sequence[int] = (),
     new_session: bool = False,
+    new_group: bool = False,
 ) -> Process:
     """Start ``argv`` (``argv[0]`` a path): streams are None (ours), DEVNULL, an fd or a
-    file; ``pass_fds`` stay open in the child under their own numbers."""
+    file; ``pass_fds`` stay open in the child under their own numbers. ``new_group``: a
+    process group of its own (the terminal's Ctrl-C does not reach it)."""
     actions: list[tuple[Any, ...]] = []
     for target, stream in enumerate((stdin, stdout, stderr)):
         fd = _fd(stream)
@@ -132,14 +134,24 @@ def spawn(
     for fd in restore:
         os.set_inheritable(fd, True)
     try:
-        pid = os.posix_spawn(
-            argv[0],
-            list(argv),
-            os.environ,
-            file_actions=actions,
-            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-            setsid=new_session,
-        )
+        if new_group and not new_session:
+            pid = os.posix_spawn(
+                argv[0],
+                list(argv),
+                os.environ,
+                file_actions=actions,
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+                setpgroup=0,
+            )
+        else:
+            pid = os.posix_spawn(
+                argv[0],
+                list(argv),
+                os.environ,
+                file_actions=actions,
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+                setsid=new_session,
+            )
     finally:
         for fd in restore:
             os.set_inheritable(fd, False)
