@@ -133,25 +133,18 @@ def spawn(
     restore = [fd for fd in pass_fds if not os.get_inheritable(fd)]
     for fd in restore:
         os.set_inheritable(fd, True)
+    # setpgroup has no "unset" value: give it only when asked for
+    group: dict[str, Any] = {"setpgroup": 0} if new_group and not new_session else {}
     try:
-        if new_group and not new_session:
-            pid = os.posix_spawn(
-                argv[0],
-                list(argv),
-                os.environ,
-                file_actions=actions,
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-                setpgroup=0,
-            )
-        else:
-            pid = os.posix_spawn(
-                argv[0],
-                list(argv),
-                os.environ,
-                file_actions=actions,
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-                setsid=new_session,
-            )
+        pid = os.posix_spawn(
+            argv[0],
+            list(argv),
+            os.environ,
+            file_actions=actions,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            setsid=new_session,
+            **group,
+        )
     finally:
         for fd in restore:
             os.set_inheritable(fd, False)
