@@ -52,7 +52,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
-PALLET = [sys.executable, "-m", "pallet"]
+# the installed command, as users run it (python -m pallet would add runpy's imports)
+_COMMAND = Path(sys.executable).with_name("pallet")
+PALLET = [str(_COMMAND)] if _COMMAND.exists() else [sys.executable, "-m", "pallet"]
 REGISTRY = "/usr/bin/docker-registry"
 GNU_TIME = "/usr/bin/time"
 

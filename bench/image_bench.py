@@ -17,7 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-PALLET = [sys.executable, "-m", "pallet"]
+# the installed command, as users run it (python -m pallet would add runpy's imports)
+_COMMAND = Path(sys.executable).with_name("pallet")
+PALLET = [str(_COMMAND)] if _COMMAND.exists() else [sys.executable, "-m", "pallet"]
 
 
 def _make_rootfs_tar(path: Path, size_mib: int) -> None:

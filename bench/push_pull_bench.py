@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PALLET = [sys.executable, "-m", "pallet"]
+# the installed command, as users run it (python -m pallet would add runpy's imports)
+_COMMAND = Path(sys.executable).with_name("pallet")
+PALLET = [str(_COMMAND)] if _COMMAND.exists() else [sys.executable, "-m", "pallet"]
 REGISTRY = "/usr/bin/docker-registry"
 BIG_LAYERS = int(os.environ.get("BENCH_BIG_LAYERS", "5"))
 BIG_SIZE = int(os.environ.get("BENCH_BIG_MB", "200")) << 20
