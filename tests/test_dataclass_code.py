@@ -122,3 +122,20 @@ def test_pallets_undocumented_dataclasses_get_a_docstring_from_their_fields() ->
 
     assert PortMapping.__doc__ == "PortMapping(host_ip, host_port, container_port, proto)"
     assert dc._original is not None or sys.version_info[:2] not in ((3, 11), (3, 12))
+
+
+def test_the_cli_fast_path_saves_new_entries_despite_its_hard_exit(tmp_path: Path) -> None:
+    """``pallet run`` ends with os._exit (no atexit hooks): it still writes the cache."""
+    if sys.version_info[:2] not in ((3, 11), (3, 12)):
+        pytest.skip("LOUD SKIP: the cache only patches CPython 3.11/3.12's dataclasses")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    command = Path(sys.executable).with_name("pallet")
+    argv = [str(command)] if command.exists() else [sys.executable, "-m", "pallet"]
+    out = subprocess.run(
+        [*argv, "--root", str(tmp_path / "root"), "run", "--rm", "no-such-image:1"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert out.returncode == 125 and "no-such-image" in out.stderr
+    (cache,) = _cache_files(tmp_path)
+    assert "pallet.runtime.container" in marshal.loads(cache.read_bytes())
