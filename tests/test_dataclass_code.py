@@ -117,6 +117,20 @@ def test_inspect_still_imports_and_works_after_pallet() -> None:
     assert out.stdout.split("\n")[:3] == ["False", "(a, b=2) False", "POSITIONAL_ONLY"]
 
 
+def test_ipaddress_is_deferred_and_still_works() -> None:
+    code = (
+        "import sys, pallet, pathlib, pallet.oci.descriptor\n"
+        "print(type(sys.modules['ipaddress']).__name__)\n"
+        "from urllib.parse import urlsplit\n"
+        "print(urlsplit('http://[::1]:8080/x').hostname)\n"
+        "import ipaddress\n"
+        "print(ipaddress.ip_address('10.0.0.1').is_private, type(sys.modules['ipaddress']).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:3] == ["_Deferred", "::1", "True module"]
+
+
 def test_pallets_undocumented_dataclasses_get_a_docstring_from_their_fields() -> None:
     from pallet.runtime.network import PortMapping
 

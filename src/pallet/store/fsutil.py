@@ -36,9 +36,32 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def _remove_tree_fast(path: Path) -> None:
+    """Bottom-up through directory descriptors (no symlink is followed: os.fwalk lists a
+    symlink to a directory among the directories without entering it)."""
+    for _top, dirs, files, top_fd in os.fwalk(path, topdown=False):
+        for name in files:
+            os.unlink(name, dir_fd=top_fd)
+        for name in dirs:
+            try:
+                os.rmdir(name, dir_fd=top_fd)
+            except NotADirectoryError:  # a symlink to a directory
+                os.unlink(name, dir_fd=top_fd)
+    os.rmdir(path)
+
+
 def remove_tree(path: Path) -> None:
     """Remove a directory tree, even parts a layer made read-only."""
-    import shutil  # here: its archive support (bz2, lzma) is 3 ms of a short command
+    if path.is_dir() and not path.is_symlink():
+        try:
+            _remove_tree_fast(path)  # the common case, without importing shutil (3 ms)
+            return
+        except FileNotFoundError:
+            if not path.exists():
+                return
+        except OSError:
+            pass  # read-only parts, a busy mount point...: shutil's way below
+    import shutil
 
     def _retry(func: object, name: str, exc_info: tuple[type, BaseException, object]) -> None:
         del func
