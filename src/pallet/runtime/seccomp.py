@@ -20,7 +20,10 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterable
-from typing import Any
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (3 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 # (system calls, capabilities that lift the ban: any one of them; none = always refused)
 DENIED: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (

@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from pallet.errors import DigestMismatch, NotFound, PalletError, StoreError
 from pallet.oci.chainid import chain_ids as compute_chain_ids
@@ -44,6 +43,10 @@ from pallet.store.blobs import BlobStore
 from pallet.store.fsutil import atomic_write, fsync_dir, remove_tree
 from pallet.store.locks import is_in_use, lock_fd
 from pallet.store.treehash import tree_digest
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (3 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 SNAPSHOTS_DIR = "snapshots"
 META_FILE = "meta.json"

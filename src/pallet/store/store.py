@@ -18,7 +18,6 @@ import json
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
 
 from pallet.errors import StoreError
 from pallet.oci import mediatypes as mt
@@ -35,6 +34,10 @@ from pallet.store.leases import Lease, LeaseManager
 from pallet.store.locks import FileLock
 from pallet.store.refs import IndexEntry, IndexFile
 from pallet.store.state import StateDB
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (3 ms)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 if TYPE_CHECKING:
     from pallet.store.check import CheckReport
