@@ -24,6 +24,8 @@ DOC = {
         ("{{.Config.Entrypoint}}", ""),
         ("{{json .Config.Cmd}}", '["sh", "-c", "echo hi"]'),
         ("{{json .State.Running}}", "false"),
+        ("{{.State.Status}} {{.State.Pid}}", "exited 0"),
+        ("pid={{.State.Pid}}, cmd={{json .Config.Cmd}}.", 'pid=0, cmd=["sh", "-c", "echo hi"].'),
     ],
 )
 def test_fields_print_as_go_prints_them(fmt: str, expected: str) -> None:
@@ -31,7 +33,15 @@ def test_fields_print_as_go_prints_them(fmt: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "fmt", ["{{.State.Nope}}", "State", "{{range .State}}", "{{.Config.Cmd.x}}"]
+    "fmt",
+    [
+        "{{.State.Nope}}",
+        "State",
+        "{{range .State}}",
+        "{{.Config.Cmd.x}}",
+        "{{.State.Pid}} {{.State",
+        "{{.State.Pid}} }}",
+    ],
 )
 def test_bad_templates_name_the_template(fmt: str) -> None:
     with pytest.raises(InvalidArgument, match=r"format|template"):

@@ -116,3 +116,13 @@ def test_bind_mount_read_only(pallet: Pallet, tmp_path: object) -> None:
         "cat /data/f; touch /data/g 2>/dev/null || echo ro",
     )
     assert out.stdout == "shared\nro\n"
+
+
+def test_ps_format_templates_as_docker(pallet: Pallet) -> None:
+    pallet("create", "--name", "fmt1", "busybox", "true")
+    out = pallet("ps", "-a", "--format", "{{.Names}}: {{.State}} {{.Image}}").stdout
+    assert out == "fmt1: created busybox\n"
+    as_json = pallet("ps", "-a", "--format", "json").stdout
+    assert '"Names": "fmt1"' in as_json
+    bad = pallet("ps", "-a", "--format", "table {{.Names}}", check=False)
+    assert bad.returncode != 0 and "table" in bad.stderr and "Traceback" not in bad.stderr

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from pallet.errors import InvalidArgument
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing (3 ms)
 if TYPE_CHECKING:
+    from typing import Literal
+
     from pallet.build.cache_io import CacheSpec
     from pallet.build.ssh_forward import SshAgent
 
-OutputType = Literal["image", "oci", "docker", "local", "tar"]
-ProgressMode = Literal["plain", "tty", "quiet", "auto"]
+    OutputType = Literal["image", "oci", "docker", "local", "tar"]
+    ProgressMode = Literal["plain", "tty", "quiet", "auto"]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pallet.cli import run_exec
 from pallet.cli.click_flags import click_flags
 from pallet.cli.context import CliContext
 from pallet.cli.flag_tables import CREATE_FLAGS, RUN_FLAGS
+from pallet.cli.go_template import render
 from pallet.cli.run_exec import open_containers, run_container
 from pallet.cli.table import echo_table
 from pallet.errors import InvalidArgument, PalletError
@@ -146,31 +147,28 @@ def ps_cmd(
             else json.dumps(text if len(text) <= 20 else text[:19] + "…", ensure_ascii=False)
         )
 
-    if fmt == "json":
+    if fmt is not None and fmt.startswith("table"):
+        raise InvalidArgument(f"unsupported --format {fmt!r}: a table format (use a template)")
+    if fmt is not None:
         for record, state, code in rows:
-            click.echo(
-                json.dumps(
-                    {
-                        "ID": record.id if no_trunc else record.id[:12],
-                        "Image": record.image,
-                        "Command": command(record.argv),
-                        "CreatedAt": time.strftime(
-                            "%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(record.created)
-                        ),
-                        "Names": record.name,
-                        "State": state,
-                        "Ports": ", ".join(record.ports) if state == "running" else "",
-                        "Status": _status(
-                            state,
-                            code,
-                            record.started
-                            if state == "running"
-                            else (record.finished or record.created),
-                        ),
-                    },
-                    sort_keys=True,
-                )
-            )
+            row = {
+                "ID": record.id if no_trunc else record.id[:12],
+                "Image": record.image,
+                "Command": command(record.argv),
+                "CreatedAt": time.strftime(
+                    "%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(record.created)
+                ),
+                "Names": record.name,
+                "State": state,
+                "Ports": ", ".join(record.ports) if state == "running" else "",
+                "Status": _status(
+                    state,
+                    code,
+                    record.started if state == "running" else (record.finished or record.created),
+                ),
+            }
+            # docker's --format: json, or a template over these fields ({{.Names}}...)
+            click.echo(json.dumps(row, sort_keys=True) if fmt == "json" else render(row, fmt))
         return
     table = [
         [

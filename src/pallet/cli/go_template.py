@@ -12,12 +12,33 @@ from typing import Any
 from pallet.errors import InvalidArgument
 
 
+def render(doc: dict[str, Any], fmt: str) -> str:
+    """``fmt`` with each ``{{.Path}}`` or ``{{json .Path}}`` action replaced by that field
+    of ``doc`` and the text between kept: ``'{{.Name}} exited {{.State.ExitCode}}'``."""
+    out: list[str] = []
+    rest = fmt
+    while "{{" in rest:
+        before, _, after = rest.partition("{{")
+        action, end, rest = after.partition("}}")
+        if not end:
+            raise InvalidArgument(f"unsupported --format {fmt!r}: unclosed action")
+        out += [before, _action(doc, action, fmt)]
+    if "}}" in rest:
+        raise InvalidArgument(f"unsupported --format {fmt!r}: unopened action")
+    out.append(rest)
+    return "".join(out)
+
+
 def render_field(doc: dict[str, Any], fmt: str) -> str:
-    """One field of ``doc`` picked by a ``{{.Path}}`` or ``{{json .Path}}`` template."""
-    text = fmt.strip()
-    if not (text.startswith("{{") and text.endswith("}}")):
+    """One field of ``doc`` picked by a ``{{.Path}}`` or ``{{json .Path}}`` template (or
+    several, with text between: see :func:`render`)."""
+    if "{{" not in fmt:
         raise InvalidArgument(f"unsupported --format {fmt!r}")
-    expr = text[2:-2].strip()
+    return render(doc, fmt.strip())
+
+
+def _action(doc: dict[str, Any], action: str, fmt: str) -> str:
+    expr = action.strip()
     as_json = expr.startswith("json ")
     if as_json:
         expr = expr[5:].strip()
