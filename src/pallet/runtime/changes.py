@@ -39,7 +39,8 @@ def diff(containers: Containers, record: ContainerRecord) -> list[Change]:
     """Walk the writable layer: whiteouts are deletions, paths absent below are additions,
     the rest changes (a directory only when something under it changed, as Docker shows)."""
     upper = containers.dir(record.id) / "upper"
-    lowers = [containers.store.snapshots.path(c) for c in record.chain_ids]  # type: ignore[arg-type]
+    # checked as a mount checks them: one an earlier boot left unflushed is verified first
+    lowers = containers.store.snapshots.mount_lowerdirs(record.chain_ids)  # type: ignore[arg-type]
     found: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(upper):
         for name in sorted(dirnames + filenames):
