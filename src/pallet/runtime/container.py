@@ -585,7 +585,8 @@ class Containers:
             finally:
                 for sig, old in relay.items():
                     signal.signal(sig, old)
-        if status != 0 and _runtime_failed(runtime_log):
+        # a non-zero status is the container's unless the runtime logged an error
+        if status != 0 and _last_runtime_error(runtime_log) is not None:
             self._failed_to_start(record, runtime_log, None if pid == 0 else 125)
         status = status if status >= 0 else 128 - status  # the runtime itself was killed
         self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
@@ -921,15 +922,21 @@ def check_executable(rootfs: Path, argv0: str, path_env: str, cwd: str) -> None:
     raise ContainerError(f'failed to create container: exec: "{argv0}": {where}', 127)
 
 
-def _runtime_message(log: Path) -> str:
-    """The last error runc wrote to its JSON log, without runc's own prefixes."""
-    message = ""
+def _last_runtime_error(log: Path) -> str | None:
+    """The last error the runtime wrote to its JSON log (None: it logged no error)."""
+    message = None
     with contextlib.suppress(OSError):
         for line in log.read_text(errors="replace").splitlines():
             with contextlib.suppress(ValueError):
                 entry = json.loads(line)
                 if isinstance(entry, dict) and entry.get("level") == "error":
                     message = str(entry.get("msg", ""))
+    return message
+
+
+def _runtime_message(log: Path) -> str:
+    """The last error the runtime logged, without runc's own prefixes."""
+    message = _last_runtime_error(log) or ""
     for prefix in (
         "runc create failed: ",
         "runc start failed: ",
@@ -990,13 +997,6 @@ _FORWARDED = (
     signal.SIGUSR1,
     signal.SIGUSR2,
 )
-
-
-def _runtime_failed(log: Path) -> bool:
-    """Whether the runtime logged an error (else a non-zero status is the container's)."""
-    with contextlib.suppress(OSError):
-        return '"error"' in log.read_text(errors="replace")
-    return False
 
 
 def _relay_signals(runtime_proc: spawn.Process) -> dict[signal.Signals, Any]:
