@@ -530,9 +530,9 @@ class Containers:
                     slirp.signal_stop()
             deleting = runtime.start_delete(record.id)
         if record.auto_remove:
-            # Removed next: its removal overlaps the runtime's delete (_cleanup waits for
-            # that), and slirp4netns, already killed, is left to end on its own (its exit
-            # tears down a tap device: ~15 ms nobody needs to wait for).
+            # Removed next, while the runtime's delete runs (nobody waits for it, see
+            # _cleanup), and slirp4netns, already killed, is left to end on its own (its
+            # exit tears down a tap device: ~15 ms nobody needs to wait for).
             self._deleting[record.id] = deleting
         try:
             self.records.set_state(record, state="exited", exit_code=status, finished=now(), pid=0)
@@ -812,7 +812,10 @@ class Containers:
             unmount(rootfs, lazy=True)
 
     def _cleanup(self, record: ContainerRecord) -> None:
-        deleting = self._deleting.pop(record.id, None)  # its container has exited
+        # A delete already started (its container exited) runs on after we return: the
+        # container, its mounts and its record are gone, and waiting for that process
+        # (state directory, cgroups) would add 10-15 ms to every ``run --rm``.
+        deleting = self._deleting.pop(record.id, None)
         if deleting is None and self.runtime.knows(record.id):
             # the monitor deletes it when the container exits
             self.runtime_for(record).delete(record.id, force=True)
@@ -831,10 +834,6 @@ class Containers:
         if record.lease_id:
             with contextlib.suppress(PalletError):
                 self.store.leases.get(record.lease_id).release()
-        # The runtime's delete of an exited container (its state directory, cgroups) runs
-        # on after we return: the container, its mounts and its record are gone, and
-        # waiting for that process would add 10-15 ms to every ``run --rm``.
-        del deleting
 
 
 def _mount_requests(opts: RunOptions) -> list[MountRequest]:
